@@ -1,0 +1,74 @@
+"""What a transition asks the outside world to do, in order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pairline.core.model import Match
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Push one message (without `seq`; the user's session numbers it) to a user."""
+
+    user_id: str
+    message: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """Ping a user now: a health check whose answer the store is waiting for."""
+
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class EndSession:
+    """The session is over: discard it, closing its connection with `close_code` if one is open."""
+
+    user_id: str
+    session_id: str
+    close_code: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmed:
+    """Both acked: the engine attaches media and sends `match_confirmed` to both."""
+
+    match: Match
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    """A confirmed call is over (for records and media teardown)."""
+
+    match: Match
+
+
+@dataclass(frozen=True, slots=True)
+class MatchFailed:
+    """A proposal was rolled back; logged with the users' states."""
+
+    match: Match
+    reason: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """`blocker` blocked `blocked` for good (to be recorded)."""
+
+    blocker: str
+    blocked: str
+    match_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class WakeAt:
+    """A deadline was set: the engine's timer must fire no later than this."""
+
+    at: int
+
+
+Effect = Send | Probe | EndSession | Confirmed | CallEnded | MatchFailed | Blocked | WakeAt

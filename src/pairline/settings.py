@@ -1,0 +1,123 @@
+"""Every setting of a pairline node, read once from the environment into one typed object.
+
+Names follow protocol.md §8: `PAIRLINE_*` for pairline's own settings, the conventional bare names
+for `REDIS_URL`, `DATABASE_URL` and LiveKit's `LIVEKIT_*`. `pairline serve` exposes each as a flag
+of the same name in kebab case (`--pairline-port 9000`), which wins over the environment.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """The configuration of one node. Durations are in the unit their name says."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=False)
+
+    host: str = Field("127.0.0.1", validation_alias=AliasChoices("PAIRLINE_HOST"))
+    port: int = Field(8000, validation_alias=AliasChoices("PAIRLINE_PORT"))
+    redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL"))
+    database_url: str = Field(
+        "sqlite:///pairline.db", validation_alias=AliasChoices("DATABASE_URL")
+    )
+    livekit_url: str | None = Field(None, validation_alias=AliasChoices("LIVEKIT_URL"))
+    livekit_api_key: str | None = Field(None, validation_alias=AliasChoices("LIVEKIT_API_KEY"))
+    livekit_api_secret: str | None = Field(
+        None, validation_alias=AliasChoices("LIVEKIT_API_SECRET")
+    )
+    jwt_secret: str | None = Field(None, validation_alias=AliasChoices("PAIRLINE_JWT_SECRET"))
+    jwks_url: str | None = Field(None, validation_alias=AliasChoices("PAIRLINE_JWKS_URL"))
+    admin_token: str | None = Field(None, validation_alias=AliasChoices("PAIRLINE_ADMIN_TOKEN"))
+
+    # Signs guest tokens. Unset: a random key per process, so guest tokens die with it; every
+    # node of a cluster must share one.
+    secret: str = Field(
+        default_factory=lambda: secrets.token_urlsafe(32),
+        validation_alias=AliasChoices("PAIRLINE_SECRET"),
+    )
+    guest_token_ttl_s: int = Field(86_400, validation_alias=AliasChoices("PAIRLINE_GUEST_TOKEN_TTL_S"))
+
+    health_fresh_ms: int = Field(2000, validation_alias=AliasChoices("PAIRLINE_HEALTH_FRESH_MS"))
+    health_timeout_ms: int = Field(
+        2000, validation_alias=AliasChoices("PAIRLINE_HEALTH_TIMEOUT_MS")
+    )
+    ack_timeout_ms: int = Field(5000, validation_alias=AliasChoices("PAIRLINE_ACK_TIMEOUT_MS"))
+    ping_interval_ms: int = Field(
+        15_000, validation_alias=AliasChoices("PAIRLINE_PING_INTERVAL_MS")
+    )
+    ping_misses: int = Field(2, validation_alias=AliasChoices("PAIRLINE_PING_MISSES"))
+    sweep_interval_ms: int = Field(
+        5000, validation_alias=AliasChoices("PAIRLINE_SWEEP_INTERVAL_MS")
+    )
+    resume_window_ms: int = Field(
+        10_000, validation_alias=AliasChoices("PAIRLINE_RESUME_WINDOW_MS")
+    )
+    interest_wait_ms: int = Field(
+        5000, validation_alias=AliasChoices("PAIRLINE_INTEREST_WAIT_MS")
+    )
+    rematch_after_s: int = Field(300, validation_alias=AliasChoices("PAIRLINE_REMATCH_AFTER_S"))
+    skip_limit: int = Field(10, validation_alias=AliasChoices("PAIRLINE_SKIP_LIMIT"))
+    skip_window_s: int = Field(600, validation_alias=AliasChoices("PAIRLINE_SKIP_WINDOW_S"))
+    skip_cooldowns_s: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [60, 300, 900],
+        validation_alias=AliasChoices("PAIRLINE_SKIP_COOLDOWNS_S"),
+    )
+    good_call_s: int = Field(60, validation_alias=AliasChoices("PAIRLINE_GOOD_CALL_S"))
+
+    # JSON list of RTCIceServer objects handed to peer-to-peer clients.
+    ice_servers: Annotated[list[dict[str, Any]], NoDecode] = Field(
+        default_factory=list, validation_alias=AliasChoices("PAIRLINE_ICE_SERVERS")
+    )
+    # Messages kept per session for resume; a client further behind gets a fresh session.
+    replay_limit: int = Field(1024, validation_alias=AliasChoices("PAIRLINE_REPLAY_LIMIT"))
+    # Largest WebSocket frame accepted; a larger one closes the connection with 4400.
+    max_frame_bytes: int = Field(
+        64 * 1024, validation_alias=AliasChoices("PAIRLINE_MAX_FRAME_BYTES")
+    )
+    log_format: Literal["console", "json"] = Field(
+        "console", validation_alias=AliasChoices("PAIRLINE_LOG_FORMAT")
+    )
+    log_level: str = Field("info", validation_alias=AliasChoices("PAIRLINE_LOG_LEVEL"))
+    node_id: str = Field(
+        default_factory=lambda: secrets.token_hex(4), validation_alias=AliasChoices("PAIRLINE_NODE_ID")
+    )
+
+    @field_validator("skip_cooldowns_s", mode="before")
+    @classmethod
+    def _split_cooldowns(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [int(part) for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("ice_servers", mode="before")
+    @classmethod
+    def _parse_ice_servers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            import json
+
+            return json.loads(value) if value.strip() else []
+        return value
+
+    @field_validator("skip_cooldowns_s")
+    @classmethod
+    def _cooldowns_present(cls, value: list[int]) -> list[int]:
+        if not value or any(v <= 0 for v in value):
+            raise ValueError("needs at least one positive duration, e.g. 60,300,900")
+        return value
+
+    @classmethod
+    def env_names(cls) -> dict[str, str]:
+        """Field name → the environment variable that sets it."""
+        names: dict[str, str] = {}
+        for name, field in cls.model_fields.items():
+            alias = field.validation_alias
+            assert isinstance(alias, AliasChoices)
+            first = alias.choices[0]
+            assert isinstance(first, str)
+            names[name] = first
+        return names
