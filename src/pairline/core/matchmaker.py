@@ -193,7 +193,7 @@ class Matchmaker:
             reply: Reply = {"requeued": False, "position": None, "eta_ms": None}
             reply["cooldown_ms"] = cooldown
         else:
-            self._enqueue(user, now)
+            self._enqueue(user, now + 1)  # the one left behind goes first
             reply = self._queue_reply(user, now, requeued=True)
         self._pair_requeued((partner, user_id), now, effects)
         return reply, effects

@@ -1,0 +1,3 @@
+from pairline.cli import cli
+
+cli()

@@ -1,0 +1,1 @@
+"""The ASGI application: HTTP routes, the runtime's lifecycle, and the server that runs it."""

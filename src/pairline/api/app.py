@@ -1,0 +1,114 @@
+"""The ASGI app: guest auth, status, health, the OpenAPI document, and the WebSocket route.
+
+Under `pairline serve` the WebSocket path is served by `transport.native_ws` before ASGI is
+involved; the ASGI route below serves it under any other ASGI server.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+
+from pairline.api.logs import configure_logging
+from pairline.api.openapi import OPENAPI
+from pairline.api.runtime import Runtime
+from pairline.auth import Identity
+from pairline.errors import BadRequest, ProtocolError, Unauthorized
+from pairline.settings import Settings
+from pairline.transport.asgi_ws import websocket_endpoint
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    runtime = Runtime.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        await runtime.start()
+        gc.collect()
+        gc.freeze()  # start-up objects live forever: keep them out of every collection
+        try:
+            yield {"pairline": runtime}
+        finally:
+            await runtime.stop()
+
+    app = Starlette(
+        routes=[
+            Route("/v1/auth/guest", guest_token, methods=["POST"]),
+            Route("/v1/status", status, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
+            WebSocketRoute("/v1/ws", websocket_endpoint),
+        ],
+        lifespan=lifespan,
+        exception_handlers={ProtocolError: protocol_error},
+    )
+    app.state.runtime = runtime
+    return app
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def guest_token(request: Request) -> Response:
+    name: str | None = None
+    body = await request.body()
+    if body:
+        try:
+            data = await request.json()
+        except ValueError:
+            raise BadRequest("the body must be JSON") from None
+        if not isinstance(data, dict) or not isinstance(data.get("display_name", ""), str | None):
+            raise BadRequest('expected {"display_name": "…"}')
+        name = data.get("display_name")
+    runtime = _runtime(request)
+    token, identity = runtime.tokens.issue(name)
+    return JSONResponse(
+        {"token": token, "user_id": identity.user_id, "expires_in_s": runtime.tokens.ttl_s}
+    )
+
+
+def bearer_identity(request: Request) -> Identity:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    identity = _runtime(request).tokens.verify(token.strip()) if scheme.lower() == "bearer" else None
+    if identity is None:
+        raise Unauthorized("a valid bearer token is required")
+    return identity
+
+
+async def status(request: Request) -> Response:
+    identity = bearer_identity(request)
+    return JSONResponse(await _runtime(request).engine.snapshot(identity.user_id))
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"ok": True})
+
+
+async def readyz(request: Request) -> Response:
+    ready = _runtime(request).ready
+    return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(OPENAPI)
+
+
+async def protocol_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ProtocolError)
+    status_code = {"unauthorized": 401, "not_found": 404, "rate_limited": 429}.get(exc.code, 400)
+    if exc.code == "internal":
+        status_code = 500
+    return JSONResponse(exc.to_wire(), status_code=status_code)

@@ -1,0 +1,66 @@
+"""The `pairline` command: `pairline serve` runs a node.
+
+Every setting of protocol.md §8 is also a `serve` flag named after its environment variable in
+kebab case (`PAIRLINE_PORT` → `--pairline-port`); a flag wins over the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from pairline.settings import Settings
+
+
+def _serve(**flags: Any) -> None:
+    for field, env in Settings.env_names().items():
+        value = flags.get(field)
+        if value is not None:
+            os.environ[env] = str(value)
+    settings = Settings()
+    run_server(settings)
+
+
+def run_server(settings: Settings) -> None:
+    import uvicorn
+
+    from pairline.api.app import create_app
+    from pairline.transport.native_ws import NativeWebSocket
+
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        ws=NativeWebSocket,
+        ws_per_message_deflate=False,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
+    uvicorn.Server(config).run()
+
+
+def _serve_command() -> click.Command:
+    params: list[click.Parameter] = [
+        click.Option(
+            [f"--{env.lower().replace('_', '-')}", field],
+            default=None,
+            help=f"Sets {env}.",
+            show_envvar=False,
+        )
+        for field, env in Settings.env_names().items()
+    ]
+    return click.Command(
+        "serve", callback=_serve, params=params, help="Run a pairline node (settings: protocol.md §8)."
+    )
+
+
+def cli() -> None:
+    group = click.Group("pairline", help="pairline: matchmaking for 1:1 random video and text chat.")
+    group.add_command(_serve_command())
+    group()

@@ -1,0 +1,24 @@
+"""How the engine reaches users: the narrow interface the transport implements.
+
+Locally the session registry implements it; across nodes (issue 3) Redis pub/sub carries each
+call to the node holding the user's connection. The engine never imports a transport.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+
+class Delivery(Protocol):
+    def send(self, user_id: str, message: dict[str, Any]) -> None:
+        """Push one message to the user's session (numbered, buffered for resume)."""
+
+    def probe(self, user_id: str) -> None:
+        """Ping the user now: a health check the store is waiting on."""
+
+    def end_session(self, user_id: str, session_id: str, close_code: int | None) -> None:
+        """Discard the session; close its connection with `close_code` if one is open."""
+
+    def local_users(self) -> Iterable[str]:
+        """Users whose session lives on this node (for queue-position pushes)."""

@@ -1,0 +1,293 @@
+"""The engine: runs each command as one store transition and carries out its effects.
+
+Three clocks drive what no command triggers: the deadline timer (sleeps until the store's next
+deadline, woken early when an earlier one is set), the stale sweep, and the queue-position push
+(at most once a second, only when the queue changed). None of them polls for state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import structlog
+
+from pairline.core import effects as fx
+from pairline.core.protocol import (
+    Block,
+    Chat,
+    Command,
+    End,
+    Join,
+    Leave,
+    Report,
+    Signal,
+    Skip,
+    normalise_interests,
+)
+from pairline.core.rules import Rules
+from pairline.engine.clock import now_ms
+from pairline.engine.delivery import Delivery
+from pairline.media.base import Media
+from pairline.store.base import Attached, Effects, Reply, Store
+
+log = structlog.get_logger("pairline.engine")
+
+QUEUE_PUSH_INTERVAL_S = 1.0
+
+
+class Engine:
+    """Commands in, effects out; the only writer of queue and match state on this node."""
+
+    def __init__(
+        self,
+        store: Store,
+        delivery: Delivery,
+        media: Media,
+        rules: Rules,
+        *,
+        sweep_interval_ms: int,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.store = store
+        self.delivery = delivery
+        self.media = media
+        self.rules = rules
+        self.clock = clock
+        self._sweep_interval_s = sweep_interval_ms / 1000
+        self._wake = asyncio.Event()
+        self._next_wake: int | None = None
+        self._queue_changed = False
+        self._told: dict[str, tuple[int, int | None]] = {}  # last position pushed per user
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._run_deadlines(), name="pairline-deadlines"),
+            asyncio.create_task(self._run_sweeps(), name="pairline-sweeps"),
+            asyncio.create_task(self._run_queue_pushes(), name="pairline-queue-pushes"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    # ------------------------------------------------------------------ sessions
+
+    async def attach(self, user_id: str, display_name: str, node_id: str, new_session_id: str) -> Attached:
+        attached = await self.store.attach(user_id, display_name, node_id, new_session_id, self.clock())
+        self.apply(attached.effects)
+        return attached
+
+    async def renew_session(self, user_id: str, session_id: str) -> None:
+        await self.store.renew_session(user_id, session_id)
+
+    async def detach(self, user_id: str, session_id: str) -> None:
+        self.apply(await self.store.detach(user_id, session_id, self.clock()))
+
+    async def heard(self, user_id: str) -> None:
+        self.apply(await self.store.heard(user_id, self.clock()))
+
+    async def snapshot(self, user_id: str) -> dict[str, Any]:
+        view = await self.store.snapshot(user_id, self.clock())
+        state = view.state
+        if state["status"] == "in_call" and view.match_users is not None:
+            match_id = state["match"]["match_id"]
+            state["match"]["media"] = self.media.describe(match_id, view.match_users, user_id)
+        return state
+
+    # ------------------------------------------------------------------ client messages
+
+    async def command(
+        self, user_id: str, command: Command, respond: Callable[[Reply], None]
+    ) -> None:
+        """Run one command: `respond` gets the reply before any effect goes out.
+
+        Raises the command's `ProtocolError` (having changed nothing) when it is refused.
+        """
+        reply, effects = await self._transition(user_id, command, self.clock())
+        respond(reply)
+        self._note_position(user_id, reply)
+        self.apply(effects)
+
+    async def _transition(self, user_id: str, command: Command, now: int) -> tuple[Reply, Effects]:
+        store = self.store
+        if isinstance(command, Join):
+            interests = normalise_interests(command.interests)
+            return await store.join(user_id, interests, command.lang, now)
+        if isinstance(command, Leave):
+            return await store.leave(user_id, now)
+        if isinstance(command, Skip):
+            return await store.skip(user_id, command.match_id, now)
+        if isinstance(command, End):
+            return await store.end(user_id, command.match_id, now)
+        if isinstance(command, Block):
+            return await store.end(user_id, command.match_id, now, block=True)
+        reply, effects = await store.end(user_id, command.match_id, now, block=True)
+        self._log_report(user_id, command, effects)
+        return reply, effects
+
+    async def ack_matched(self, user_id: str, match_id: str) -> None:
+        self.apply(await self.store.ack(user_id, match_id, self.clock()))
+
+    async def relay(self, user_id: str, message: Chat | Signal) -> None:
+        if isinstance(message, Chat):
+            payload: dict[str, Any] = {"type": "chat", "text": message.text}
+        else:
+            payload = {"type": "signal", "data": message.data}
+        self.apply(await self.store.relay(user_id, message.match_id, payload, self.clock()))
+
+    async def media_lost(self, user_id: str, match_id: str) -> None:
+        self.apply(await self.store.media_lost(user_id, match_id, self.clock()))
+
+    # ------------------------------------------------------------------ effects
+
+    def apply(self, effects: Effects) -> None:
+        """Carry out a transition's effects, in order."""
+        for effect in effects:
+            if isinstance(effect, fx.Send):
+                self.delivery.send(effect.user_id, effect.message)
+                self._note_position(effect.user_id, effect.message)
+            elif isinstance(effect, fx.Probe):
+                self.delivery.probe(effect.user_id)
+            elif isinstance(effect, fx.EndSession):
+                self._told.pop(effect.user_id, None)
+                self.delivery.end_session(effect.user_id, effect.session_id, effect.close_code)
+            elif isinstance(effect, fx.Confirmed):
+                self._confirm(effect)
+            elif isinstance(effect, fx.CallEnded):
+                self._call_ended(effect)
+            elif isinstance(effect, fx.MatchFailed):
+                log.warning(
+                    "match_failed",
+                    match_id=effect.match.match_id,
+                    reason=effect.reason,
+                    users=effect.detail,
+                    created_at=effect.match.created_at,
+                    proposed_at=effect.match.proposed_at,
+                )
+            elif isinstance(effect, fx.Blocked):
+                log.info("blocked", blocker=effect.blocker, blocked=effect.blocked, match_id=effect.match_id)
+            elif isinstance(effect, fx.WakeAt):
+                if self._next_wake is None or effect.at < self._next_wake:
+                    self._next_wake = effect.at
+                    self._wake.set()
+        if effects:
+            self._queue_changed = True
+
+    def _confirm(self, effect: fx.Confirmed) -> None:
+        match = effect.match
+        for user_id in match.users:
+            media = self.media.describe(match.match_id, match.users, user_id)
+            self.delivery.send(
+                user_id, {"type": "match_confirmed", "match_id": match.match_id, "media": media}
+            )
+        log.info("match_confirmed", match_id=match.match_id, users=list(match.users))
+
+    def _call_ended(self, effect: fx.CallEnded) -> None:
+        match = effect.match
+        duration = (match.ended_at or 0) - (match.confirmed_at or match.created_at)
+        log.info(
+            "call_ended",
+            match_id=match.match_id,
+            users=list(match.users),
+            reason=match.end_reason,
+            ended_by=match.ended_by,
+            duration_ms=duration,
+        )
+        self._spawn(self.media.on_ended(match.match_id))
+
+    def _log_report(self, user_id: str, command: Report, effects: Effects) -> None:
+        reported = next((e.blocked for e in effects if isinstance(e, fx.Blocked)), None)
+        log.warning(
+            "report",
+            reporter=user_id,
+            reported=reported,
+            match_id=command.match_id,
+            reason=command.reason,
+            details=command.details,
+        )
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # ------------------------------------------------------------------ clocks
+
+    async def _run_deadlines(self) -> None:
+        while True:
+            self._wake.clear()
+            at = await self.store.next_deadline()
+            self._next_wake = at
+            delay = None if at is None else (at - self.clock()) / 1000
+            if delay is None or delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                continue
+            await self._guarded(self.store.expire(self.clock()), "expire")
+
+    async def _run_sweeps(self) -> None:
+        while True:
+            await asyncio.sleep(self._sweep_interval_s)
+            await self._guarded(self.store.sweep_stale(self.clock()), "sweep")
+
+    async def _guarded(self, transition: Coroutine[Any, Any, Effects], what: str) -> None:
+        """A clock's transition: its failure is logged, and the clock keeps running."""
+        try:
+            self.apply(await transition)
+        except Exception:
+            log.exception("clock_failed", what=what)
+            await asyncio.sleep(0.1)
+
+    async def _run_queue_pushes(self) -> None:
+        while True:
+            await asyncio.sleep(QUEUE_PUSH_INTERVAL_S)
+            if not self._queue_changed:
+                continue
+            self._queue_changed = False
+            try:
+                await self._push_queue_positions()
+            except Exception:
+                log.exception("clock_failed", what="queue_push")
+
+    async def _push_queue_positions(self) -> None:
+        statuses = await self.store.queue_status(self.delivery.local_users(), self.clock())
+        told = self._told
+        for user_id in [u for u in told if u not in statuses]:
+            del told[user_id]
+        for user_id, (position, eta_ms) in statuses.items():
+            last = told.get(user_id)
+            if last is not None and not _worth_telling(last, (position, eta_ms)):
+                continue
+            told[user_id] = (position, eta_ms)
+            self.delivery.send(user_id, {"type": "queue", "position": position, "eta_ms": eta_ms})
+
+    def _note_position(self, user_id: str, message: dict[str, Any]) -> None:
+        """The user was just told its position (in a reply or message): no push needed."""
+        position = message.get("position")
+        if position is not None:
+            self._told[user_id] = (position, message.get("eta_ms"))
+
+
+def _worth_telling(old: tuple[int, int | None], new: tuple[int, int | None]) -> bool:
+    """A new position, or an ETA that appeared, vanished or moved by a quarter (≥ 2 s)."""
+    if old[0] != new[0]:
+        return True
+    old_eta, new_eta = old[1], new[1]
+    if (old_eta is None) != (new_eta is None):
+        return True
+    if old_eta is None or new_eta is None:
+        return False
+    return abs(new_eta - old_eta) > max(2000, old_eta // 4)

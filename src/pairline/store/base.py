@@ -1,0 +1,108 @@
+"""The store interface: one atomic transition per method, and the factory keyed on the URL.
+
+Every method either raises a `ProtocolError` having changed nothing, or performs its whole
+transition and returns the effects to carry out. Backends: `memory` (the embedded default) and,
+when `REDIS_URL` is set, `redis`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pairline.core.effects import Effect
+from pairline.core.rules import Rules
+from pairline.settings import Settings
+
+Effects = list[Effect]
+Reply = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StateView:
+    """A user's §4 snapshot, plus the users of its match (for the media description)."""
+
+    state: dict[str, Any]
+    match_users: tuple[str, str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Attached:
+    session_id: str
+    fresh: bool
+    effects: Effects
+
+
+class Store(Protocol):
+    """Queue and match state; each method is one atomic transition."""
+
+    async def attach(
+        self, user_id: str, display_name: str, node_id: str, new_session_id: str, now: int
+    ) -> Attached:
+        """A hello: continue the user's session (back online) or open a new one."""
+
+    async def renew_session(self, user_id: str, session_id: str) -> None:
+        """Give the user's session a new id (a client too far behind to replay)."""
+
+    async def detach(self, user_id: str, session_id: str, now: int) -> Effects:
+        """The session's connection dropped: start its resume window."""
+
+    async def heard(self, user_id: str, now: int) -> Effects:
+        """The user sent something: it is alive (answers a pending health check)."""
+
+    async def join(
+        self, user_id: str, interests: frozenset[str], lang: str | None, now: int
+    ) -> tuple[Reply, Effects]:
+        """idle → queued, paired at once with the longest-waiting compatible user if any."""
+
+    async def leave(self, user_id: str, now: int) -> tuple[Reply, Effects]:
+        """queued → idle, or cancel the user's proposal."""
+
+    async def skip(self, user_id: str, match_id: str, now: int) -> tuple[Reply, Effects]:
+        """End the call; both re-queued (the skipper unless its cool-down starts)."""
+
+    async def end(
+        self, user_id: str, match_id: str, now: int, *, block: bool = False
+    ) -> tuple[Reply, Effects]:
+        """End the call; the user goes idle, the partner is re-queued; optionally block it."""
+
+    async def ack(self, user_id: str, match_id: str, now: int) -> Effects:
+        """The user acked `matched`; the second ack confirms the match."""
+
+    async def relay(
+        self, user_id: str, match_id: str, message: dict[str, Any], now: int
+    ) -> Effects:
+        """Pass `chat` or `signal` to the partner in the user's current call."""
+
+    async def media_lost(self, user_id: str, match_id: str, now: int) -> Effects:
+        """Health-check the partner now."""
+
+    async def expire(self, now: int) -> Effects:
+        """Complete every deadline due at `now`."""
+
+    async def sweep_stale(self, now: int) -> Effects:
+        """Remove users whose open connection stopped answering."""
+
+    async def next_deadline(self) -> int | None:
+        """When the earliest deadline falls due (epoch ms), or None."""
+
+    async def snapshot(self, user_id: str, now: int) -> StateView:
+        """The user's full state."""
+
+    async def queue_status(
+        self, user_ids: Iterable[str], now: int
+    ) -> dict[str, tuple[int, int | None]]:
+        """(position, eta_ms) of those of these users who are queued."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+
+def open_store(settings: Settings, rules: Rules) -> Store:
+    """The backend `REDIS_URL` names: unset → in-process memory."""
+    if settings.redis_url:
+        raise NotImplementedError("the Redis backend arrives with issue 3")
+    from pairline.store.memory import MemoryStore
+
+    return MemoryStore(rules)

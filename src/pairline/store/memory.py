@@ -1,0 +1,94 @@
+"""The embedded backend: the core state machine in this process.
+
+Atomic because no method awaits anything while it changes state: each runs to completion
+between two turns of the event loop.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from typing import Any
+
+from pairline.core.matchmaker import Matchmaker
+from pairline.core.rules import Rules
+from pairline.store.base import Attached, Effects, Reply, StateView
+
+
+def _new_match_id() -> str:
+    return "m_" + secrets.token_hex(8)
+
+
+class MemoryStore:
+    def __init__(self, rules: Rules) -> None:
+        self.mm = Matchmaker(rules, _new_match_id)
+
+    async def attach(
+        self, user_id: str, display_name: str, node_id: str, new_session_id: str, now: int
+    ) -> Attached:
+        session_id, fresh, effects = self.mm.attach(
+            user_id, display_name, node_id, new_session_id, now
+        )
+        return Attached(session_id, fresh, effects)
+
+    async def renew_session(self, user_id: str, session_id: str) -> None:
+        user = self.mm.users.get(user_id)
+        if user is not None:
+            user.session_id = session_id
+
+    async def detach(self, user_id: str, session_id: str, now: int) -> Effects:
+        return self.mm.detach(user_id, session_id, now)
+
+    async def heard(self, user_id: str, now: int) -> Effects:
+        return self.mm.heard(user_id, now)
+
+    async def join(
+        self, user_id: str, interests: frozenset[str], lang: str | None, now: int
+    ) -> tuple[Reply, Effects]:
+        return self.mm.join(user_id, interests, lang, now)
+
+    async def leave(self, user_id: str, now: int) -> tuple[Reply, Effects]:
+        return self.mm.leave(user_id, now)
+
+    async def skip(self, user_id: str, match_id: str, now: int) -> tuple[Reply, Effects]:
+        return self.mm.skip(user_id, match_id, now)
+
+    async def end(
+        self, user_id: str, match_id: str, now: int, *, block: bool = False
+    ) -> tuple[Reply, Effects]:
+        return self.mm.end(user_id, match_id, now, block=block)
+
+    async def ack(self, user_id: str, match_id: str, now: int) -> Effects:
+        return self.mm.ack(user_id, match_id, now)
+
+    async def relay(
+        self, user_id: str, match_id: str, message: dict[str, Any], now: int
+    ) -> Effects:
+        return self.mm.relay(user_id, match_id, message, now)
+
+    async def media_lost(self, user_id: str, match_id: str, now: int) -> Effects:
+        return self.mm.media_lost(user_id, match_id, now)
+
+    async def expire(self, now: int) -> Effects:
+        return self.mm.expire(now)
+
+    async def sweep_stale(self, now: int) -> Effects:
+        return self.mm.sweep_stale(now)
+
+    async def next_deadline(self) -> int | None:
+        return self.mm.next_deadline()
+
+    async def snapshot(self, user_id: str, now: int) -> StateView:
+        state = self.mm.snapshot(user_id, now)
+        match_users = None
+        if state["match"] is not None:
+            match_users = self.mm.matches[state["match"]["match_id"]].users
+        return StateView(state, match_users)
+
+    async def queue_status(
+        self, user_ids: Iterable[str], now: int
+    ) -> dict[str, tuple[int, int | None]]:
+        return self.mm.queue_status(user_ids, now)
+
+    async def close(self) -> None:
+        return None

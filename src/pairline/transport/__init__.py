@@ -1,0 +1,1 @@
+"""Client connections: sessions with numbered, replayable messages over WebSocket (and SSE)."""

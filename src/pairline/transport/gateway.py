@@ -1,0 +1,189 @@
+"""Between connections and the engine: hello and resume, then every client message.
+
+Transport-neutral: the WebSocket and SSE adapters hand it raw messages and a `Connection` to
+write to; it knows sessions and the protocol, and nothing of matching.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import structlog
+
+from pairline.auth import GuestTokens
+from pairline.core.protocol import (
+    PROTOCOL_VERSION,
+    Ack,
+    Chat,
+    CloseCode,
+    Hello,
+    MediaLost,
+    Pong,
+    Signal,
+    command_id_of,
+    decode,
+    encode,
+)
+from pairline.engine import Engine
+from pairline.errors import BadRequest, Internal, PairlineError, ProtocolError
+from pairline.transport.registry import SessionRegistry
+from pairline.transport.session import Connection, Session
+
+log = structlog.get_logger("pairline.gateway")
+
+
+def new_session_id() -> str:
+    return "s_" + secrets.token_urlsafe(16)
+
+
+class Gateway:
+    def __init__(
+        self,
+        engine: Engine,
+        registry: SessionRegistry,
+        tokens: GuestTokens,
+        *,
+        node_id: str,
+        heartbeat_ms: int,
+        replay_limit: int,
+    ) -> None:
+        self.engine = engine
+        self.registry = registry
+        self.tokens = tokens
+        self.node_id = node_id
+        self.heartbeat_ms = heartbeat_ms
+        self.replay_limit = replay_limit
+
+    # ------------------------------------------------------------------ hello
+
+    async def hello(self, conn: Connection, hello: Hello) -> Session | None:
+        """Open, take over or resume the user's session for `conn`; None if refused (closed)."""
+        if hello.v != PROTOCOL_VERSION:
+            conn.close(CloseCode.BAD_HELLO, f"protocol version {PROTOCOL_VERSION} only")
+            return None
+        identity = self.tokens.verify(hello.token)
+        if identity is None:
+            conn.close(CloseCode.BAD_HELLO, "bad or expired token")
+            return None
+        user_id = identity.user_id
+        existing = self.registry.get(user_id)
+        seen = existing.seq if existing is not None else 0
+        attached = await self.engine.attach(user_id, identity.display_name, self.node_id, new_session_id())
+        session = self.registry.get(user_id)
+        if session is None or session.session_id != attached.session_id:
+            session = Session(attached.session_id, user_id, identity.display_name, self.replay_limit)
+            self.registry.add(session)
+            seen = 0
+        resumed = hello.resume == session.session_id and not attached.fresh
+        if resumed and session.replay_after(hello.last_seq) is None:
+            # Too far behind to replay: a fresh session, while the user's state carries on.
+            session = await self._renew(session)
+            resumed = False
+            seen = 0
+        state = await self.engine.snapshot(user_id)
+        # From here on nothing awaits: welcome, replay and live messages leave in order.
+        replay = session.replay_after(hello.last_seq if resumed else seen) or []
+        old = session.conn
+        session.conn = None
+        if old is not None and old is not conn:
+            old.close(CloseCode.REPLACED, "session taken over by a newer connection")
+        welcome: dict[str, Any] = {
+            "type": "welcome",
+            "session": session.session_id,
+            "user_id": user_id,
+            "last_seq": session.seq if resumed else seen,
+            "state": state,
+            "heartbeat_ms": self.heartbeat_ms,
+            "replayed": len(replay) if resumed else 0,
+        }
+        conn.send(encode(welcome))
+        for data in replay:
+            conn.send(data)
+        session.conn = conn
+        self.registry.start_pings(session)
+        log.debug("hello", user_id=user_id, session=session.session_id, resumed=resumed)
+        return session
+
+    async def _renew(self, session: Session) -> Session:
+        fresh = Session(new_session_id(), session.user_id, session.display_name, self.replay_limit)
+        await self.engine.renew_session(session.user_id, fresh.session_id)
+        fresh.conn, session.conn = session.conn, None
+        self.registry.add(fresh)
+        return fresh
+
+    # ------------------------------------------------------------------ messages
+
+    async def receive(self, session: Session, data: bytes | str) -> None:
+        """One client message after hello. Bad input is answered and changes nothing."""
+        if self.registry.get(session.user_id) is not session:
+            return  # the session ended while this message was in flight
+        try:
+            await self.engine.heard(session.user_id)
+            await self._dispatch(session, data)
+        except ProtocolError as exc:
+            session.push(exc.to_wire(command_id_of(data)))
+        except PairlineError:
+            log.exception("message_failed", user_id=session.user_id)
+            session.push(Internal("the server could not process this message").to_wire(command_id_of(data)))
+
+    async def _dispatch(self, session: Session, data: bytes | str) -> None:
+        message = decode(data)
+        user_id = session.user_id
+        if isinstance(message, Ack):
+            if message.seq > session.seq:
+                raise BadRequest(f"ack for seq {message.seq}, but the last one sent is {session.seq}")
+            for match_id in session.ack(message.seq):
+                await self.engine.ack_matched(user_id, match_id)
+        elif isinstance(message, Pong):
+            return  # being heard from is all a pong does
+        elif isinstance(message, Chat | Signal):
+            await self.engine.relay(user_id, message)
+        elif isinstance(message, MediaLost):
+            await self.engine.media_lost(user_id, message.match_id)
+        elif isinstance(message, Hello):
+            raise BadRequest("hello was already received on this connection")
+        else:
+            await self._command(session, message)
+
+    async def _command(self, session: Session, command: Any) -> None:
+        cached = session.cached_reply(command.id)
+        if cached is not None:  # a re-sent id: the same answer again, no second effect
+            session.push(cached)
+            return
+
+        def respond(reply: dict[str, Any]) -> None:
+            payload = {"type": "reply", "re": command.id, "ok": True, **reply}
+            session.remember_reply(command.id, payload)
+            session.push(payload)
+
+        try:
+            await self.engine.command(session.user_id, command, respond)
+        except ProtocolError as exc:
+            if isinstance(exc, Internal):
+                raise  # not remembered: a retry may succeed
+            payload = exc.to_wire(command.id)
+            session.remember_reply(command.id, payload)
+            session.push(payload)
+
+    # ------------------------------------------------------------------ connection end
+
+    async def disconnected(self, session: Session, conn: Connection) -> None:
+        """`conn` is gone; if it was the session's live one, the resume window starts."""
+        if session.conn is not conn or self.registry.get(session.user_id) is not session:
+            return
+        session.conn = None
+        self.registry.stop_pings(session)
+        await self.engine.detach(session.user_id, session.session_id)
+
+    async def shutdown(self) -> None:
+        """The node stops: queued users are told, every connection is closed (going away)."""
+        for session in self.registry.sessions():
+            state = await self.engine.snapshot(session.user_id)
+            if state["status"] == "queued":
+                session.push({"type": "queue_cancelled", "reason": "shutdown"})
+            self.registry.stop_pings(session)
+            conn, session.conn = session.conn, None
+            if conn is not None:
+                conn.close(1001, "server shutting down")
+

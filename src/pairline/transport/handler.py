@@ -1,0 +1,103 @@
+"""One client connection's protocol life: hello within the deadline, then messages in order.
+
+Transport-neutral: an adapter (WebSocket, SSE) feeds it raw messages and tells it when the
+connection ends; it writes back through the adapter's `Connection`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections import deque
+
+from pairline.core.protocol import CloseCode, Hello, decode
+from pairline.errors import ProtocolError
+from pairline.transport.gateway import Gateway
+from pairline.transport.session import Connection, Session
+
+HELLO_TIMEOUT_S = 5.0
+
+
+class Phase(enum.Enum):
+    AWAITING_HELLO = "awaiting_hello"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class ConnectionHandler:
+    __slots__ = ("_draining", "_hello_timer", "_inbox", "conn", "gateway", "phase", "session")
+
+    def __init__(self, gateway: Gateway, conn: Connection) -> None:
+        self.gateway = gateway
+        self.conn = conn
+        self.phase = Phase.AWAITING_HELLO
+        self.session: Session | None = None
+        self._inbox: deque[bytes | str] = deque()
+        self._draining = False
+        self._hello_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            HELLO_TIMEOUT_S, self._hello_overdue
+        )
+
+    def received(self, data: bytes | str) -> None:
+        """A message arrived; messages of one connection are processed strictly in order."""
+        if self.phase is Phase.CLOSED:
+            return
+        self._inbox.append(data)
+        if not self._draining:
+            self._draining = True
+            asyncio.create_task(self._drain())
+
+    def closed(self) -> None:
+        """The connection is gone (either side closed it, or it broke)."""
+        if self.phase is Phase.CLOSED:
+            return
+        self.phase = Phase.CLOSED
+        self._cancel_hello_timer()
+        self._inbox.clear()
+        if self.session is not None and not self._draining:
+            asyncio.create_task(self.gateway.disconnected(self.session, self.conn))
+
+    async def _drain(self) -> None:
+        try:
+            while self._inbox and self.phase is not Phase.CLOSED:
+                data = self._inbox.popleft()
+                if self.session is None:
+                    await self._hello(data)
+                else:
+                    await self.gateway.receive(self.session, data)
+        finally:
+            self._draining = False
+            if self.phase is Phase.CLOSED and self.session is not None:
+                await self.gateway.disconnected(self.session, self.conn)
+
+    async def _hello(self, data: bytes | str) -> None:
+        try:
+            message = decode(data)
+        except ProtocolError:
+            message = None
+        if not isinstance(message, Hello):
+            self._refuse("the first message must be a valid hello")
+            return
+        self._cancel_hello_timer()
+        session = await self.gateway.hello(self.conn, message)
+        if session is None:
+            self.phase = Phase.CLOSED
+            return
+        self.session = session
+        if self.phase is not Phase.CLOSED:
+            self.phase = Phase.OPEN
+
+    def _hello_overdue(self) -> None:
+        self._hello_timer = None
+        if self.session is None and self.phase is Phase.AWAITING_HELLO:
+            self._refuse("no hello within 5 s")
+
+    def _refuse(self, reason: str) -> None:
+        self.phase = Phase.CLOSED
+        self._inbox.clear()
+        self.conn.close(CloseCode.BAD_HELLO, reason)
+
+    def _cancel_hello_timer(self) -> None:
+        if self._hello_timer is not None:
+            self._hello_timer.cancel()
+            self._hello_timer = None

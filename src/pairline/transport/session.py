@@ -1,0 +1,102 @@
+"""A session: the numbered message stream of one user, which outlives its connections.
+
+Each server message gets the next `seq` and stays buffered until the client acks it, so a client
+that reconnects with `resume` gets every message it missed, in order, with the same `seq`s.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from typing import Any, Protocol
+
+from pairline.core.protocol import encode
+
+REPLY_CACHE_SIZE = 256
+
+
+class Connection(Protocol):
+    """What a transport adapter offers a session: write one message, or close."""
+
+    def send(self, data: bytes) -> None: ...
+
+    def close(self, code: int, reason: str = "") -> None: ...
+
+
+class Session:
+    __slots__ = (
+        "_matched",
+        "_outbox",
+        "_replay_limit",
+        "_replies",
+        "conn",
+        "display_name",
+        "ping_handle",
+        "ping_nonce",
+        "seq",
+        "session_id",
+        "user_id",
+    )
+
+    def __init__(self, session_id: str, user_id: str, display_name: str, replay_limit: int) -> None:
+        self.session_id = session_id
+        self.user_id = user_id
+        self.display_name = display_name
+        self.seq = 0
+        self.conn: Connection | None = None
+        self.ping_handle: Any = None
+        self.ping_nonce = 0
+        self._replay_limit = replay_limit
+        self._outbox: deque[tuple[int, bytes]] = deque()
+        self._matched: dict[int, str] = {}  # seq of an unacked `matched` → its match id
+        self._replies: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def push(self, message: dict[str, Any]) -> int:
+        """Number, buffer and (if connected) send one message; return its seq."""
+        self.seq += 1
+        seq = self.seq
+        # `seq` is spliced in front rather than added to the dict: messages may be shared.
+        data = b'{"seq":%d,' % seq + encode(message)[1:]
+        self._outbox.append((seq, data))
+        if len(self._outbox) > self._replay_limit:
+            self._outbox.popleft()  # a client this far behind gets a fresh session instead
+        if message["type"] == "matched":
+            self._matched[seq] = message["match_id"]
+        if self.conn is not None:
+            self.conn.send(data)
+        return seq
+
+    def ack(self, upto: int) -> list[str]:
+        """Drop every buffered message up to `upto`; return the matches whose `matched` it acks."""
+        outbox = self._outbox
+        while outbox and outbox[0][0] <= upto:
+            outbox.popleft()
+        if not self._matched:
+            return []
+        acked = [m for s, m in self._matched.items() if s <= upto]
+        if acked:
+            self._matched = {s: m for s, m in self._matched.items() if s > upto}
+        return acked
+
+    def replay_after(self, last_seq: int) -> list[bytes] | None:
+        """The buffered messages after `last_seq`, or None when some of them are gone."""
+        outbox = self._outbox
+        oldest = outbox[0][0] if outbox else self.seq + 1
+        if last_seq > self.seq or last_seq + 1 < oldest:
+            return None
+        return [data for seq, data in outbox if seq > last_seq]
+
+    def cached_reply(self, command_id: str) -> dict[str, Any] | None:
+        return self._replies.get(command_id)
+
+    def remember_reply(self, command_id: str, payload: dict[str, Any]) -> None:
+        self._replies[command_id] = payload
+        if len(self._replies) > REPLY_CACHE_SIZE:
+            self._replies.popitem(last=False)
+
+    def next_nonce(self) -> int:
+        self.ping_nonce += 1
+        return self.ping_nonce
+
+    def pending(self) -> int:
+        return len(self._outbox)
+
