@@ -35,7 +35,7 @@ def run_server(settings: Settings) -> None:
         port=settings.port,
         loop="uvloop",
         http="httptools",
-        ws=NativeWebSocket,
+        ws=NativeWebSocket if settings.ws_impl == "native" else "websockets-sansio",
         ws_per_message_deflate=False,
         lifespan="on",
         log_config=None,

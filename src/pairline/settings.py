@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     max_frame_bytes: int = Field(
         64 * 1024, validation_alias=AliasChoices("PAIRLINE_MAX_FRAME_BYTES")
     )
+    # The WebSocket path: `native` (a bare asyncio protocol inside uvicorn) or `asgi`
+    # (uvicorn's own WebSocket through the ASGI app): kept switchable to measure both.
+    ws_impl: Literal["native", "asgi"] = Field(
+        "native", validation_alias=AliasChoices("PAIRLINE_WS_IMPL")
+    )
     log_format: Literal["console", "json"] = Field(
         "console", validation_alias=AliasChoices("PAIRLINE_LOG_FORMAT")
     )

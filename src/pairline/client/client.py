@@ -239,6 +239,10 @@ class Client:
         while self._conn is conn and not self._stopped.is_set():
             await self._link_changed.wait()
 
+    def freeze(self) -> None:
+        """Test hook: from now on send nothing unprompted (no pong, no ack), like a hung tab."""
+        self._answer_pings = False
+
     async def resume(self, timeout: float | None = 30.0) -> dict[str, Any]:
         """Reconnect now (resuming the session) and return the new welcome."""
         async with asyncio.timeout(timeout):

@@ -117,6 +117,7 @@ class Engine:
         Raises the command's `ProtocolError` (having changed nothing) when it is refused.
         """
         reply, effects = await self._transition(user_id, command, self.clock())
+        self._queue_changed = True
         respond(reply)
         self._note_position(user_id, reply)
         self.apply(effects)
