@@ -29,7 +29,13 @@ class GuestTokens:
         user_id = "g_" + secrets.token_hex(8)
         name = clean_display_name(display_name) or "Stranger"
         now = int(time.time())
-        claims = {"sub": user_id, "name": name, "iss": GUEST_ISSUER, "iat": now, "exp": now + self.ttl_s}
+        claims = {
+            "sub": user_id,
+            "name": name,
+            "iss": GUEST_ISSUER,
+            "iat": now,
+            "exp": now + self.ttl_s,
+        }
         token = jwt.encode(claims, self._secret, algorithm="HS256")
         return token, Identity(user_id, name)
 

@@ -56,11 +56,16 @@ def _serve_command() -> click.Command:
         for field, env in Settings.env_names().items()
     ]
     return click.Command(
-        "serve", callback=_serve, params=params, help="Run a pairline node (settings: protocol.md §8)."
+        "serve",
+        callback=_serve,
+        params=params,
+        help="Run a pairline node (settings: protocol.md §8).",
     )
 
 
 def cli() -> None:
-    group = click.Group("pairline", help="pairline: matchmaking for 1:1 random video and text chat.")
+    group = click.Group(
+        "pairline", help="pairline: matchmaking for 1:1 random video and text chat."
+    )
     group.add_command(_serve_command())
     group()

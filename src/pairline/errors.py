@@ -1,17 +1,17 @@
 """Every error pairline raises, and the wire code each one carries.
 
-    PairlineError
-    ├── ProtocolError              answered to the client as `error{code, message}` (protocol.md §5)
-    │   ├── BadRequest             bad_request: not a valid message
-    │   ├── Unauthorized           unauthorized: no, bad or expired token
-    │   ├── InvalidState           invalid_state: the command does not fit the user's state
-    │   ├── NotFound               not_found: no such match (or not the user's)
-    │   ├── RateLimited            rate_limited
-    │   ├── Cooldown               cooldown: skipping too often; carries retry_after_ms
-    │   ├── Banned                 banned
-    │   ├── TooLarge               too_large: over an input limit; nothing relayed or stored
-    │   └── Internal               internal: a backend failed; the command had no effect
-    └── StoreUnavailable           a backend (Redis, the database) is unreachable → Internal
+PairlineError
+├── ProtocolError              answered to the client as `error{code, message}` (protocol.md §5)
+│   ├── BadRequest             bad_request: not a valid message
+│   ├── Unauthorized           unauthorized: no, bad or expired token
+│   ├── InvalidState           invalid_state: the command does not fit the user's state
+│   ├── NotFound               not_found: no such match (or not the user's)
+│   ├── RateLimited            rate_limited
+│   ├── Cooldown               cooldown: skipping too often; carries retry_after_ms
+│   ├── Banned                 banned
+│   ├── TooLarge               too_large: over an input limit; nothing relayed or stored
+│   └── Internal               internal: a backend failed; the command had no effect
+└── StoreUnavailable           a backend (Redis, the database) is unreachable → Internal
 """
 
 from __future__ import annotations

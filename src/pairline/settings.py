@@ -40,7 +40,9 @@ class Settings(BaseSettings):
         default_factory=lambda: secrets.token_urlsafe(32),
         validation_alias=AliasChoices("PAIRLINE_SECRET"),
     )
-    guest_token_ttl_s: int = Field(86_400, validation_alias=AliasChoices("PAIRLINE_GUEST_TOKEN_TTL_S"))
+    guest_token_ttl_s: int = Field(
+        86_400, validation_alias=AliasChoices("PAIRLINE_GUEST_TOKEN_TTL_S")
+    )
 
     health_fresh_ms: int = Field(2000, validation_alias=AliasChoices("PAIRLINE_HEALTH_FRESH_MS"))
     health_timeout_ms: int = Field(
@@ -57,9 +59,7 @@ class Settings(BaseSettings):
     resume_window_ms: int = Field(
         10_000, validation_alias=AliasChoices("PAIRLINE_RESUME_WINDOW_MS")
     )
-    interest_wait_ms: int = Field(
-        5000, validation_alias=AliasChoices("PAIRLINE_INTEREST_WAIT_MS")
-    )
+    interest_wait_ms: int = Field(5000, validation_alias=AliasChoices("PAIRLINE_INTEREST_WAIT_MS"))
     rematch_after_s: int = Field(300, validation_alias=AliasChoices("PAIRLINE_REMATCH_AFTER_S"))
     skip_limit: int = Field(10, validation_alias=AliasChoices("PAIRLINE_SKIP_LIMIT"))
     skip_window_s: int = Field(600, validation_alias=AliasChoices("PAIRLINE_SKIP_WINDOW_S"))
@@ -89,7 +89,8 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("info", validation_alias=AliasChoices("PAIRLINE_LOG_LEVEL"))
     node_id: str = Field(
-        default_factory=lambda: secrets.token_hex(4), validation_alias=AliasChoices("PAIRLINE_NODE_ID")
+        default_factory=lambda: secrets.token_hex(4),
+        validation_alias=AliasChoices("PAIRLINE_NODE_ID"),
     )
 
     @field_validator("skip_cooldowns_s", mode="before")

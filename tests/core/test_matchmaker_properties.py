@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -129,7 +130,11 @@ class MatchmakerMachine(RuleBasedStateMachine):
         if session:
             self.call(self.mm.detach, user, session, self.now)
 
-    @rule(user=users, interests=st.sets(st.sampled_from(["a", "b"])), lang=st.sampled_from([None, "en", "fr"]))
+    @rule(
+        user=users,
+        interests=st.sets(st.sampled_from(["a", "b"])),
+        lang=st.sampled_from([None, "en", "fr"]),
+    )
     def join(self, user: str, interests: set[str], lang: str | None) -> None:
         self.call(self.mm.join, user, frozenset(interests), lang, self.now)
 
@@ -157,7 +162,9 @@ class MatchmakerMachine(RuleBasedStateMachine):
 
     @rule(user=users)
     def chat(self, user: str) -> None:
-        self.call(self.mm.relay, user, self.match_of(user), {"type": "chat", "text": "hi"}, self.now)
+        self.call(
+            self.mm.relay, user, self.match_of(user), {"type": "chat", "text": "hi"}, self.now
+        )
 
     @rule(user=users)
     def media_lost(self, user: str) -> None:
@@ -210,7 +217,7 @@ class MatchmakerMachine(RuleBasedStateMachine):
                 assert next_at is not None and next_at <= self.now + RULES.ack_timeout_ms
 
 
-TestMatchmaker = MatchmakerMachine.TestCase
+TestMatchmaker = pytest.mark.timeout(300)(MatchmakerMachine.TestCase)
 TestMatchmaker.settings = settings(
     max_examples=200,
     stateful_step_count=80,

@@ -40,7 +40,7 @@ async def test_two_users_are_proposed_then_confirmed_with_p2p_roles(connect: Cli
     # The one who waited longer makes the offer.
     assert conf_a.raw["media"] == {"kind": "p2p", "role": "offerer", "ice_servers": []}
     assert conf_b.raw["media"]["role"] == "answerer"
-    state = (await ann.refresh_state())
+    state = await ann.refresh_state()
     assert state["status"] == "in_call"
     assert state["match"]["partner"]["user_id"] == bob.user_id
     assert state["match"]["media"]["role"] == "offerer"

@@ -82,7 +82,9 @@ async def guest_token(request: Request) -> Response:
 def bearer_identity(request: Request) -> Identity:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    identity = _runtime(request).tokens.verify(token.strip()) if scheme.lower() == "bearer" else None
+    identity = (
+        _runtime(request).tokens.verify(token.strip()) if scheme.lower() == "bearer" else None
+    )
     if identity is None:
         raise Unauthorized("a valid bearer token is required")
     return identity

@@ -88,7 +88,9 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
-        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
+        "/healthz": {
+            "get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}
+        },
         "/readyz": {
             "get": {
                 "summary": "Readiness",

@@ -6,7 +6,6 @@ User-facing coroutines only send, and wait on futures or on the event log.
 """
 
 # Per-call `timeout=` arguments are this API's contract (tests read better with them).
-# ruff: noqa: ASYNC109
 
 from __future__ import annotations
 

@@ -299,6 +299,8 @@ class Matchmaker:
         out["status"] = self._status_name(user)
         if user.status is UserStatus.QUEUED:
             out["position"], out["eta_ms"] = self._position(user_id, now)
+        elif out["status"] == "queued":
+            out["position"] = 1  # reserved for a proposal being health-checked: next in line
         match = self.matches.get(user.match_id) if user.match_id else None
         if match is not None and match.phase is not MatchPhase.CHECKING:
             partner = self.users[match.partner_of(user_id)]
@@ -334,7 +336,11 @@ class Matchmaker:
                 in_match[uid] = match.match_id
                 user = self.users[uid]
                 assert user.match_id == match.match_id
-                want = UserStatus.IN_CALL if match.phase is MatchPhase.CONFIRMED else UserStatus.PROPOSED
+                want = (
+                    UserStatus.IN_CALL
+                    if match.phase is MatchPhase.CONFIRMED
+                    else UserStatus.PROPOSED
+                )
                 assert user.status is want, (user, match)
         for uid, user in self.users.items():
             assert (uid in self.queue) == (user.status is UserStatus.QUEUED), user
@@ -380,8 +386,9 @@ class Matchmaker:
 
     def _reserve(self, a: User, b: User, now: int, effects: Effects) -> None:
         """Take both out of the queue into one match, then health-check or propose."""
-        assert a.queued_at is not None and b.queued_at is not None
-        first, second = (a, b) if (a.queued_at, a.user_id) <= (b.queued_at, b.user_id) else (b, a)
+        a_since, b_since = a.queued_at, b.queued_at
+        assert a_since is not None and b_since is not None
+        first, second = (a, b) if (a_since, a.user_id) <= (b_since, b.user_id) else (b, a)
         common = tuple(sorted(first.prefs.interests & second.prefs.interests))
         match = Match(
             match_id=self._new_id(),
@@ -389,7 +396,7 @@ class Matchmaker:
             phase=MatchPhase.CHECKING,
             created_at=now,
             common_interests=common,
-            queued_at={first.user_id: first.queued_at, second.user_id: second.queued_at},
+            queued_at={a.user_id: a_since, b.user_id: b_since},
         )
         self.matches[match.match_id] = match
         for user in (first, second):
@@ -531,7 +538,9 @@ class Matchmaker:
         self._leave_everything(user, now, effects, call_reason=call_reason)
         self._end_session(user, effects, close_code=CloseCode.STALE)
 
-    def _leave_everything(self, user: User, now: int, effects: Effects, *, call_reason: str) -> None:
+    def _leave_everything(
+        self, user: User, now: int, effects: Effects, *, call_reason: str
+    ) -> None:
         """Take a departing user out of its queue place, proposal or call."""
         if user.status is UserStatus.QUEUED:
             self._dequeue(user)
@@ -561,7 +570,9 @@ class Matchmaker:
         match.ended_by = by
         a, b = match.users
         self.compat.met(a, b, now)
-        good = match.confirmed_at is not None and now - match.confirmed_at >= self.rules.good_call_ms
+        good = (
+            match.confirmed_at is not None and now - match.confirmed_at >= self.rules.good_call_ms
+        )
         for uid in match.users:
             user = self.users[uid]
             user.match_id = None
@@ -595,7 +606,10 @@ class Matchmaker:
             self._dequeue(user)
         elif user.status is UserStatus.PROPOSED and user.match_id:
             match = self.matches[user.match_id]
-            outcomes = {match.partner_of(user.user_id): ("partner_left", True), user.user_id: ("", False)}
+            outcomes = {
+                match.partner_of(user.user_id): ("partner_left", True),
+                user.user_id: ("", False),
+            }
             self._cancel(match, now, effects, reason="left", outcomes=outcomes)
 
     # ------------------------------------------------------------------ helpers
@@ -655,16 +669,18 @@ class Matchmaker:
 
     def _refuse_if_cooling(self, user_id: str, now: int) -> None:
         if cooling := self._cooling_ms(user_id, now):
-            raise Cooldown(f"skipping too often; try again in {cooling // 1000 + 1} s", retry_after_ms=cooling)
+            raise Cooldown(
+                f"skipping too often; try again in {cooling // 1000 + 1} s", retry_after_ms=cooling
+            )
 
     def _set_deadline(self, kind: DeadlineKind, key: str, at: int, effects: Effects) -> None:
         self.deadlines.set(kind, key, at)
         effects.append(fx.WakeAt(at))
 
     def _status_name(self, user: User) -> str:
-        if user.status is UserStatus.PROPOSED and user.match_id:
-            if self.matches[user.match_id].phase is MatchPhase.CHECKING:
-                return "queued"  # reserved while health-checked; not yet told of the match
+        match = self.matches.get(user.match_id) if user.match_id else None
+        if match is not None and match.phase is MatchPhase.CHECKING:
+            return "queued"  # reserved while health-checked; not yet told of the match
         return user.status.value
 
 

@@ -60,7 +60,9 @@ class Compatibility:
             return False
         if a_prefs.interests & b_prefs.interests:
             return True
-        return not (self.wants_shared(a_prefs, a_since, now) or self.wants_shared(b_prefs, b_since, now))
+        return not (
+            self.wants_shared(a_prefs, a_since, now) or self.wants_shared(b_prefs, b_since, now)
+        )
 
     def wants_shared(self, prefs: Preferences, since: int, now: int) -> bool:
         """Still within its interest wait: only someone sharing an interest will do."""

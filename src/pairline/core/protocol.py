@@ -104,7 +104,7 @@ class Pong(msgspec.Struct, tag="pong", tag_field="type"):
 Command = Join | Leave | Skip | End | Block | Report
 ClientMessage = Command | Hello | Signal | Chat | MediaLost | Ack | Pong
 
-_decoder: msgspec.json.Decoder[ClientMessage] = msgspec.json.Decoder(ClientMessage)  # type: ignore[arg-type]
+_decoder: msgspec.json.Decoder[ClientMessage] = msgspec.json.Decoder(ClientMessage)
 _loose: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
 encode = msgspec.json.Encoder().encode
 

@@ -13,7 +13,7 @@ class Rules:
     health_timeout_ms: int = 2000
     ack_timeout_ms: int = 5000
     resume_window_ms: int = 10_000
-    stale_after_ms: int = 30_000  # ping interval × missed pings
+    stale_after_ms: int = 30_000  # ping interval x missed pings
     interest_wait_ms: int = 5000
     rematch_after_ms: int = 300_000  # 0: rematch rule off
     skip_limit: int = 10  # 0: skip cool-down off

@@ -85,8 +85,12 @@ class Engine:
 
     # ------------------------------------------------------------------ sessions
 
-    async def attach(self, user_id: str, display_name: str, node_id: str, new_session_id: str) -> Attached:
-        attached = await self.store.attach(user_id, display_name, node_id, new_session_id, self.clock())
+    async def attach(
+        self, user_id: str, display_name: str, node_id: str, new_session_id: str
+    ) -> Attached:
+        attached = await self.store.attach(
+            user_id, display_name, node_id, new_session_id, self.clock()
+        )
         self.apply(attached.effects)
         return attached
 
@@ -179,11 +183,17 @@ class Engine:
                     proposed_at=effect.match.proposed_at,
                 )
             elif isinstance(effect, fx.Blocked):
-                log.info("blocked", blocker=effect.blocker, blocked=effect.blocked, match_id=effect.match_id)
-            elif isinstance(effect, fx.WakeAt):
-                if self._next_wake is None or effect.at < self._next_wake:
-                    self._next_wake = effect.at
-                    self._wake.set()
+                log.info(
+                    "blocked",
+                    blocker=effect.blocker,
+                    blocked=effect.blocked,
+                    match_id=effect.match_id,
+                )
+            elif isinstance(effect, fx.WakeAt) and (
+                self._next_wake is None or effect.at < self._next_wake
+            ):
+                self._next_wake = effect.at
+                self._wake.set()
         if effects:
             self._queue_changed = True
 

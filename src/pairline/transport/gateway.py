@@ -69,10 +69,14 @@ class Gateway:
         user_id = identity.user_id
         existing = self.registry.get(user_id)
         seen = existing.seq if existing is not None else 0
-        attached = await self.engine.attach(user_id, identity.display_name, self.node_id, new_session_id())
+        attached = await self.engine.attach(
+            user_id, identity.display_name, self.node_id, new_session_id()
+        )
         session = self.registry.get(user_id)
         if session is None or session.session_id != attached.session_id:
-            session = Session(attached.session_id, user_id, identity.display_name, self.replay_limit)
+            session = Session(
+                attached.session_id, user_id, identity.display_name, self.replay_limit
+            )
             self.registry.add(session)
             seen = 0
         resumed = hello.resume == session.session_id and not attached.fresh
@@ -125,14 +129,18 @@ class Gateway:
             session.push(exc.to_wire(command_id_of(data)))
         except PairlineError:
             log.exception("message_failed", user_id=session.user_id)
-            session.push(Internal("the server could not process this message").to_wire(command_id_of(data)))
+            session.push(
+                Internal("the server could not process this message").to_wire(command_id_of(data))
+            )
 
     async def _dispatch(self, session: Session, data: bytes | str) -> None:
         message = decode(data)
         user_id = session.user_id
         if isinstance(message, Ack):
             if message.seq > session.seq:
-                raise BadRequest(f"ack for seq {message.seq}, but the last one sent is {session.seq}")
+                raise BadRequest(
+                    f"ack for seq {message.seq}, but the last one sent is {session.seq}"
+                )
             for match_id in session.ack(message.seq):
                 await self.engine.ack_matched(user_id, match_id)
         elif isinstance(message, Pong):
@@ -186,4 +194,3 @@ class Gateway:
             conn, session.conn = session.conn, None
             if conn is not None:
                 conn.close(1001, "server shutting down")
-

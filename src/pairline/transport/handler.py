@@ -25,7 +25,16 @@ class Phase(enum.Enum):
 
 
 class ConnectionHandler:
-    __slots__ = ("_draining", "_hello_timer", "_inbox", "conn", "gateway", "phase", "session")
+    __slots__ = (
+        "_draining",
+        "_hello_timer",
+        "_inbox",
+        "_task",
+        "conn",
+        "gateway",
+        "phase",
+        "session",
+    )
 
     def __init__(self, gateway: Gateway, conn: Connection) -> None:
         self.gateway = gateway
@@ -34,6 +43,7 @@ class ConnectionHandler:
         self.session: Session | None = None
         self._inbox: deque[bytes | str] = deque()
         self._draining = False
+        self._task: asyncio.Task[None] | None = None  # held so the loop cannot drop it
         self._hello_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
             HELLO_TIMEOUT_S, self._hello_overdue
         )
@@ -45,7 +55,7 @@ class ConnectionHandler:
         self._inbox.append(data)
         if not self._draining:
             self._draining = True
-            asyncio.create_task(self._drain())
+            self._task = asyncio.create_task(self._drain())
 
     def closed(self) -> None:
         """The connection is gone (either side closed it, or it broke)."""
@@ -55,7 +65,7 @@ class ConnectionHandler:
         self._cancel_hello_timer()
         self._inbox.clear()
         if self.session is not None and not self._draining:
-            asyncio.create_task(self.gateway.disconnected(self.session, self.conn))
+            self._task = asyncio.create_task(self.gateway.disconnected(self.session, self.conn))
 
     async def _drain(self) -> None:
         try:

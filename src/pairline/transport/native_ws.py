@@ -34,7 +34,7 @@ class NativeWebSocket(asyncio.Protocol):
         self.gateway: Gateway | None = runtime.gateway if runtime is not None else None
         self.max_frame_bytes: int = runtime.settings.max_frame_bytes if runtime else 65536
         self.connections: set[Any] = server_state.connections
-        # Frames up to 4× the limit are read (then refused with 4400); larger ones fail at once.
+        # Frames up to 4x the limit are read (then refused with 4400); larger ones fail at once.
         self.ws = ServerProtocol(max_size=4 * self.max_frame_bytes, logger=_logger)
         self.transport: asyncio.Transport | None = None
         self.handler: ConnectionHandler | None = None

@@ -99,4 +99,3 @@ class Session:
 
     def pending(self) -> int:
         return len(self._outbox)
-

@@ -1,0 +1,36 @@
+# The two commands of the README: `make serve` and `make test`. Everything lives in .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: serve test lint check-tests bench clean
+
+$(VENV)/.serve: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test: pyproject.toml $(VENV)/.serve
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+serve: $(VENV)/.serve
+	$(BIN)/pairline serve
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/mypy
+
+# Servers under test are subprocesses that mostly wait: four workers keep two cores busy.
+check-tests: $(VENV)/.test
+	$(BIN)/python -m pytest -n 4 --dist loadfile
+
+test: lint check-tests
+
+bench: $(VENV)/.test
+	$(BIN)/python bench/matchmaking.py --users 1000
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
