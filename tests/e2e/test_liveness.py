@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 from pairline.client import Client
 from tests.conftest import ClientFactory, ServerFactory
 from tests.e2e.test_call import in_call
@@ -119,3 +121,17 @@ async def test_media_lost_with_a_healthy_partner_keeps_the_call(connect: ClientF
     assert (await bob.wait_for("chat")).raw["text"] == "still here?"
     assert (await ann.refresh_state())["status"] == "in_call"
     assert not [e for e in ann.events_log if e.type == "partner_left"]
+
+
+async def test_a_stopping_server_tells_queued_users_their_place_is_gone(
+    start_server: ServerFactory,
+) -> None:
+    server = await start_server()
+    async with Client(server.url, reconnect=False) as ann:
+        await ann.join()
+        # uvicorn re-raises SIGTERM once its graceful shutdown is done
+        assert await server.stop() in (0, -signal.SIGTERM)
+        notice = await ann.wait_for("queue_cancelled", timeout=5)
+        assert notice.raw["reason"] == "shutdown"
+        await ann.wait_closed(timeout=5)
+        assert ann.closed_code == 1012

@@ -40,6 +40,7 @@ class Runtime:
             node_id=settings.node_id,
             heartbeat_ms=settings.ping_interval_ms,
             replay_limit=settings.replay_limit,
+            state_dies_with_node=settings.redis_url is None,
         )
         return cls(settings, store, media, registry, engine, gateway, tokens)
 

@@ -47,6 +47,7 @@ class Gateway:
         node_id: str,
         heartbeat_ms: int,
         replay_limit: int,
+        state_dies_with_node: bool,
     ) -> None:
         self.engine = engine
         self.registry = registry
@@ -54,6 +55,7 @@ class Gateway:
         self.node_id = node_id
         self.heartbeat_ms = heartbeat_ms
         self.replay_limit = replay_limit
+        self.state_dies_with_node = state_dies_with_node
 
     # ------------------------------------------------------------------ hello
 
@@ -184,12 +186,22 @@ class Gateway:
         self.registry.stop_pings(session)
         await self.engine.detach(session.user_id, session.session_id)
 
+    async def farewell(self, session: Session) -> None:
+        """This node is stopping: a queued user is told its place is gone, then closed.
+
+        Only where the state dies with the node (the memory store); with shared state the user
+        reconnects to another node and resumes instead.
+        """
+        if not self.state_dies_with_node or self.registry.get(session.user_id) is not session:
+            return
+        state = await self.engine.snapshot(session.user_id)
+        if state["status"] == "queued":
+            session.push({"type": "queue_cancelled", "reason": "shutdown"})
+
     async def shutdown(self) -> None:
-        """The node stops: queued users are told, every connection is closed (going away)."""
+        """Close whatever connection is still open once the node stops serving."""
         for session in self.registry.sessions():
-            state = await self.engine.snapshot(session.user_id)
-            if state["status"] == "queued":
-                session.push({"type": "queue_cancelled", "reason": "shutdown"})
+            await self.farewell(session)
             self.registry.stop_pings(session)
             conn, session.conn = session.conn, None
             if conn is not None:

@@ -20,6 +20,7 @@ from websockets.server import ServerProtocol
 from pairline.core.protocol import CloseCode
 from pairline.transport.gateway import Gateway
 from pairline.transport.handler import ConnectionHandler
+from pairline.transport.session import Session
 
 WS_PATH = "/v1/ws"
 CLOSE_TIMEOUT_S = 5.0
@@ -39,6 +40,7 @@ class NativeWebSocket(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.handler: ConnectionHandler | None = None
         self._close_timer: asyncio.TimerHandle | None = None
+        self._farewell: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ asyncio.Protocol
 
@@ -68,8 +70,19 @@ class NativeWebSocket(asyncio.Protocol):
             self.handler.closed()
 
     def shutdown(self) -> None:
-        """uvicorn stops: the gateway has told the users already; close what is left."""
-        self.close(1012, "service restart")
+        """uvicorn is stopping (before the app's own shutdown): say goodbye, then close."""
+        session = self.handler.session if self.handler is not None else None
+        if self.gateway is None or session is None:
+            self.close(1012, "service restart")
+            return
+        self._farewell = asyncio.get_running_loop().create_task(self._say_farewell(session))
+
+    async def _say_farewell(self, session: Session) -> None:
+        try:
+            if self.gateway is not None:
+                await self.gateway.farewell(session)
+        finally:
+            self.close(1012, "service restart")
 
     # ------------------------------------------------------------------ Connection
 
