@@ -1,6 +1,6 @@
 """Two strangers meet, chat, and one skips: pairline's whole cycle from the client side.
 
-    python examples/two_strangers.py [http://127.0.0.1:8000]
+python examples/two_strangers.py [http://127.0.0.1:8000]
 """
 
 from __future__ import annotations
