@@ -103,11 +103,15 @@ class MatchmakerMachine(RuleBasedStateMachine):
         except ProtocolError:
             assert fingerprint(self.mm) == before, "a refused command changed the state"
             return None
+        # A call the actor ended itself is resolved by its reply, which goes out before the
+        # effects; a proposal never is: every `matched` must be answered by match_confirmed,
+        # match_cancelled or the session's end.
+        actor = self.mm.users.get(args[0])
+        told = self.live_match.get(args[0])
+        if actor is not None and told in self.confirmed and actor.match_id != told:
+            del self.live_match[args[0]]
         effects = result[-1] if isinstance(result, tuple) else result
         self.apply(effects)
-        actor = self.mm.users.get(args[0])
-        if actor is not None and actor.match_id is None:
-            self.live_match.pop(actor.user_id, None)  # it left or ended: its reply said so
         return result
 
     def match_of(self, user_id: str) -> str:

@@ -172,7 +172,10 @@ class Matchmaker:
                 now,
                 effects,
                 reason="left",
-                outcomes={match.partner_of(user_id): ("partner_left", True), user_id: ("", False)},
+                outcomes={
+                    match.partner_of(user_id): ("partner_left", True),
+                    user_id: (_leaver_reason(match), False),
+                },
             )
         else:
             raise InvalidState.expected("leave", "queued or proposed", self._status_name(user))
@@ -182,7 +185,7 @@ class Matchmaker:
         user = self._user(user_id)
         match = self._call_for(user, match_id, "skip")
         if match is None:  # the partner ended it first: already over, not counted
-            return self._queue_reply(user, now, requeued=user.status is UserStatus.QUEUED), []
+            return self._queue_reply(user, now, requeued=user.status is not UserStatus.IDLE), []
         self._refuse_if_cooling(user_id, now)
         effects: Effects = []
         partner = match.partner_of(user_id)
@@ -471,9 +474,7 @@ class Matchmaker:
         for uid in match.users:
             user = self.users[uid]
             told, back = outcomes[uid]
-            user.match_id = None
-            user.last_match_id = match.match_id
-            user.last_partner_id = match.partner_of(uid)
+            user.match_id = None  # last_match_id stays the last call: late skip/end name it
             if back:
                 self._enqueue(user, match.queued_at[uid])
                 requeued.append(uid)
@@ -608,7 +609,7 @@ class Matchmaker:
             match = self.matches[user.match_id]
             outcomes = {
                 match.partner_of(user.user_id): ("partner_left", True),
-                user.user_id: ("", False),
+                user.user_id: (_leaver_reason(match), False),
             }
             self._cancel(match, now, effects, reason="left", outcomes=outcomes)
 
@@ -682,6 +683,12 @@ class Matchmaker:
         if match is not None and match.phase is MatchPhase.CHECKING:
             return "queued"  # reserved while health-checked; not yet told of the match
         return user.status.value
+
+
+def _leaver_reason(match: Match) -> str:
+    """A user leaving a proposal it saw as `matched` is told it is cancelled ("left"), so that
+    every `matched` is resolved; one still being health-checked never heard of it."""
+    return "left" if match.phase is MatchPhase.PROPOSED else ""
 
 
 _QUEUE_TIMED_OUT = {"type": "queue_cancelled", "reason": "connection_timeout"}
