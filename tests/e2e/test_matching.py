@@ -7,7 +7,7 @@ import time
 import httpx
 
 from pairline.client import Client
-from tests.conftest import ClientFactory, RunningServer
+from tests.conftest import ClientFactory, RunningServer, ServerFactory
 
 
 async def confirmed_pair(a: Client, b: Client) -> str:
@@ -56,33 +56,36 @@ async def test_shared_interests_pair_at_once_and_are_named(connect: ClientFactor
 
 
 async def test_interests_are_preferred_until_the_interest_wait_then_anyone(
-    connect: ClientFactory,
+    start_server: ServerFactory,
 ) -> None:
-    ann = await connect("ann")
-    bob = await connect("bob")
-    await ann.join(interests=["chess"])
-    started = time.monotonic()
-    await bob.join()  # no interests: ann holds out for a chess player for 1 s
-    assert (await bob.refresh_state())["status"] == "queued"
-    matched = await ann.wait_for("matched", timeout=5)
-    assert time.monotonic() - started >= 0.8
-    assert matched.raw["partner"]["common_interests"] == []
+    server = await start_server(PAIRLINE_INTEREST_WAIT_MS=2000)
+    async with Client(server.url) as ann, Client(server.url) as bob:
+        started = time.monotonic()
+        await ann.join(interests=["chess"])
+        await bob.join()  # no interests: ann holds out for a chess player for 2 s
+        assert (await bob.refresh_state())["status"] == "queued"
+        matched = await ann.wait_for("matched", timeout=6)
+        assert time.monotonic() - started >= 1.9  # paired by the deadline, not before it
+        assert matched.raw["partner"]["common_interests"] == []
 
 
-async def test_oldest_compatible_user_is_paired_first(connect: ClientFactory) -> None:
-    first = await connect("first")
-    second = await connect("second")
-    newcomer = await connect("newcomer")
-    await first.join(interests=["chess"])
-    await second.join(interests=["go"])  # not compatible with first during the interest wait
-    await newcomer.join(interests=["go", "chess"])  # compatible with both: the oldest wins
-    matched = await newcomer.wait_for("matched")
-    assert matched.raw["partner"]["user_id"] == first.user_id
-    assert (await second.refresh_state())["status"] == "queued"
-    assert (await second.refresh_state())["position"] == 1
+async def test_oldest_compatible_user_is_paired_first(start_server: ServerFactory) -> None:
+    server = await start_server(PAIRLINE_INTEREST_WAIT_MS=60_000)  # no wait runs out here
+    async with (
+        Client(server.url) as first,
+        Client(server.url) as second,
+        Client(server.url) as newcomer,
+    ):
+        await first.join(interests=["chess"])
+        await second.join(interests=["go"])  # not compatible with first while interests hold
+        await newcomer.join(interests=["go", "chess"])  # compatible with both: the oldest wins
+        matched = await newcomer.wait_for("matched")
+        assert matched.raw["partner"]["user_id"] == first.user_id
+        assert (await second.refresh_state())["status"] == "queued"
+        assert (await second.refresh_state())["position"] == 1
 
 
-async def test_language_is_respected_when_both_give_one(start_server) -> None:  # type: ignore[no-untyped-def]
+async def test_language_is_respected_when_both_give_one(start_server: ServerFactory) -> None:
     server = await start_server(PAIRLINE_INTEREST_WAIT_MS=0)
     async with Client(server.url) as en, Client(server.url) as fr, Client(server.url) as fr2:
         await en.join(lang="en")
@@ -116,7 +119,7 @@ async def test_partners_are_not_paired_again_within_the_rematch_window(
     assert matched.raw["partner"]["user_id"] == ann.user_id
 
 
-async def test_rematch_rule_off_lets_the_same_two_meet_again(start_server) -> None:  # type: ignore[no-untyped-def]
+async def test_rematch_rule_off_lets_the_same_two_meet_again(start_server: ServerFactory) -> None:
     server = await start_server(PAIRLINE_REMATCH_AFTER_S=0)
     async with Client(server.url) as ann, Client(server.url) as bob:
         await ann.join()
