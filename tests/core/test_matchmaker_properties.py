@@ -37,7 +37,7 @@ users = st.sampled_from(USERS)
 def fingerprint(mm: Matchmaker) -> Any:
     return (
         sorted(
-            (u.user_id, u.status, u.presence, u.match_id, u.queued_at, u.session_id)
+            (u.user_id, u.status, u.presence, u.match_id, u.ticket, u.session_id)
             for u in mm.users.values()
         ),
         list(mm.queue),

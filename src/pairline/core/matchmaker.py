@@ -19,6 +19,7 @@ from pairline.core import effects as fx
 from pairline.core.cooldown import SkipRecord
 from pairline.core.deadlines import DeadlineBook
 from pairline.core.model import (
+    TICKS_PER_MS,
     DeadlineKind,
     Match,
     MatchPhase,
@@ -26,6 +27,7 @@ from pairline.core.model import (
     Presence,
     User,
     UserStatus,
+    ticket_ms,
 )
 from pairline.core.policy import Compatibility, PairingRate
 from pairline.core.protocol import CloseCode
@@ -50,6 +52,7 @@ class Matchmaker:
         self.skips: dict[str, SkipRecord] = {}
         self.deadlines = DeadlineBook()
         self.rate = PairingRate(rules.eta_window_ms)
+        self._last_ticket = 0
 
     # ------------------------------------------------------------------ sessions and liveness
 
@@ -155,7 +158,7 @@ class Matchmaker:
         self._refuse_if_cooling(user_id, now)
         user.prefs = Preferences(interests, lang or None)
         effects: Effects = []
-        self._enqueue(user, now)
+        self._enqueue(user, self._new_ticket(now))
         reply = self._queue_reply(user, now)
         self._try_pair(user, now, effects)
         return reply, effects
@@ -196,7 +199,7 @@ class Matchmaker:
             reply: Reply = {"requeued": False, "position": None, "eta_ms": None}
             reply["cooldown_ms"] = cooldown
         else:
-            self._enqueue(user, now + 1)  # the one left behind goes first
+            self._enqueue(user, self._new_ticket(now))  # after the partner it left behind
             reply = self._queue_reply(user, now, requeued=True)
         self._pair_requeued((partner, user_id), now, effects)
         return reply, effects
@@ -359,29 +362,31 @@ class Matchmaker:
         """Pair a queued, online user with the longest-waiting compatible one, if any."""
         if user.status is not UserStatus.QUEUED or user.presence is not Presence.ONLINE:
             return
-        assert user.queued_at is not None
+        assert user.ticket is not None
         partner = self._find_partner(user, now)
         if partner is None:
-            if self.compat.wants_shared(user.prefs, user.queued_at, now):
-                at = user.queued_at + self.rules.interest_wait_ms
+            since = ticket_ms(user.ticket)
+            if self.compat.wants_shared(user.prefs, since, now):
+                at = since + self.rules.interest_wait_ms
                 self._set_deadline(DeadlineKind.INTEREST, user.user_id, at, effects)
             return
         self._reserve(user, partner, now, effects)
 
     def _find_partner(self, user: User, now: int) -> User | None:
-        assert user.queued_at is not None
+        assert user.ticket is not None
+        since = ticket_ms(user.ticket)
         for candidate_id in self.queue.head(self.rules.scan_limit):
             candidate = self.users[candidate_id]
             if candidate.presence is not Presence.ONLINE or candidate_id == user.user_id:
                 continue
-            assert candidate.queued_at is not None
+            assert candidate.ticket is not None
             if self.compat.compatible(
                 user.user_id,
                 user.prefs,
-                user.queued_at,
+                since,
                 candidate_id,
                 candidate.prefs,
-                candidate.queued_at,
+                ticket_ms(candidate.ticket),
                 now,
             ):
                 return candidate
@@ -389,9 +394,9 @@ class Matchmaker:
 
     def _reserve(self, a: User, b: User, now: int, effects: Effects) -> None:
         """Take both out of the queue into one match, then health-check or propose."""
-        a_since, b_since = a.queued_at, b.queued_at
-        assert a_since is not None and b_since is not None
-        first, second = (a, b) if (a_since, a.user_id) <= (b_since, b.user_id) else (b, a)
+        a_ticket, b_ticket = a.ticket, b.ticket
+        assert a_ticket is not None and b_ticket is not None
+        first, second = (a, b) if a_ticket < b_ticket else (b, a)
         common = tuple(sorted(first.prefs.interests & second.prefs.interests))
         match = Match(
             match_id=self._new_id(),
@@ -399,7 +404,7 @@ class Matchmaker:
             phase=MatchPhase.CHECKING,
             created_at=now,
             common_interests=common,
-            queued_at={a.user_id: a_since, b.user_id: b_since},
+            tickets={a.user_id: a_ticket, b.user_id: b_ticket},
         )
         self.matches[match.match_id] = match
         for user in (first, second):
@@ -476,7 +481,7 @@ class Matchmaker:
             told, back = outcomes[uid]
             user.match_id = None  # last_match_id stays the last call: late skip/end name it
             if back:
-                self._enqueue(user, match.queued_at[uid])
+                self._enqueue(user, match.tickets[uid])
                 requeued.append(uid)
             else:
                 user.status = UserStatus.IDLE
@@ -591,7 +596,7 @@ class Matchmaker:
         partner = self.users[partner_id]
         cooling = self._cooling_ms(partner_id, now)
         if not cooling:
-            self._enqueue(partner, now)
+            self._enqueue(partner, self._new_ticket(now))
         message: dict[str, Any] = {
             "type": "partner_left",
             "match_id": match.match_id,
@@ -640,10 +645,15 @@ class Matchmaker:
             raise NotFound(f"{match_id} is over")
         return match
 
-    def _enqueue(self, user: User, queued_at: int) -> None:
+    def _enqueue(self, user: User, ticket: int) -> None:
         user.status = UserStatus.QUEUED
-        user.queued_at = queued_at
-        self.queue.add(user.user_id, queued_at)
+        user.ticket = ticket
+        self.queue.add(user.user_id, ticket)
+
+    def _new_ticket(self, now: int) -> int:
+        """A place at the back of the queue: after everyone queued so far, even this ms."""
+        self._last_ticket = max(now * TICKS_PER_MS, self._last_ticket + 1)
+        return self._last_ticket
 
     def _dequeue(self, user: User, status: UserStatus = UserStatus.IDLE) -> None:
         self.queue.discard(user.user_id)

@@ -5,6 +5,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+TICKS_PER_MS = 1000
+
+
+def ticket_ms(ticket: int) -> int:
+    """When a queue ticket was issued, in epoch ms."""
+    return ticket // TICKS_PER_MS
+
 
 class UserStatus(enum.Enum):
     """Where a user is in protocol.md §4's lifecycle."""
@@ -55,7 +62,9 @@ class User:
     last_heard: int
     status: UserStatus = UserStatus.IDLE
     prefs: Preferences = field(default_factory=Preferences)
-    queued_at: int | None = None  # original queue time: kept through a failed proposal
+    # Place in the queue: kept through a failed proposal. A strictly increasing ticket of
+    # TICKS_PER_MS per millisecond, so joins within one millisecond keep their arrival order.
+    ticket: int | None = None
     match_id: str | None = None  # the current match (checking, proposed or confirmed)
     last_match_id: str | None = None  # the most recent match, for late skip/end
     last_partner_id: str | None = None  # its partner, for a late block or report
@@ -69,7 +78,7 @@ class Match:
     phase: MatchPhase
     created_at: int
     common_interests: tuple[str, ...] = ()
-    queued_at: dict[str, int] = field(default_factory=dict)  # each side's place to return to
+    tickets: dict[str, int] = field(default_factory=dict)  # each side's place to return to
     probing: dict[str, int] = field(default_factory=dict)  # user → when its probe was sent
     acked: set[str] = field(default_factory=set)
     proposed_at: int | None = None

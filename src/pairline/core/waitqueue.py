@@ -1,4 +1,4 @@
-"""The waiting queue: users ordered by their original queue time, oldest first."""
+"""The waiting queue: users ordered by their queue ticket (original queue time), oldest first."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from sortedcontainers import SortedList
 
 
 class WaitQueue:
-    """Ordered by (queued_at, user_id); O(log n) insert, remove and rank."""
+    """Ordered by queue ticket, oldest first; O(log n) insert, remove and rank."""
 
     __slots__ = ("_entries", "_keys")
 
@@ -22,10 +22,10 @@ class WaitQueue:
     def __contains__(self, user_id: object) -> bool:
         return user_id in self._keys
 
-    def add(self, user_id: str, queued_at: int) -> None:
+    def add(self, user_id: str, ticket: int) -> None:
         if user_id in self._keys:
             raise ValueError(f"{user_id} is already queued")
-        key = (queued_at, user_id)
+        key = (ticket, user_id)
         self._keys[user_id] = key
         self._entries.add(key)
 
