@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     database_url: str = Field(
         "sqlite:///pairline.db", validation_alias=AliasChoices("DATABASE_URL")
     )
+    # Every Redis key starts with this; one Redis can serve several pairline deployments.
+    redis_prefix: str = Field("pairline", validation_alias=AliasChoices("PAIRLINE_REDIS_PREFIX"))
     livekit_url: str | None = Field(None, validation_alias=AliasChoices("LIVEKIT_URL"))
     livekit_api_key: str | None = Field(None, validation_alias=AliasChoices("LIVEKIT_API_KEY"))
     livekit_api_secret: str | None = Field(

@@ -31,7 +31,14 @@ class Runtime:
         store = open_store(settings, rules)
         media = open_media(settings)
         registry = SessionRegistry(settings.ping_interval_ms)
-        engine = Engine(store, registry, media, rules, sweep_interval_ms=settings.sweep_interval_ms)
+        engine = Engine(
+            store,
+            registry,
+            media,
+            rules,
+            node_id=settings.node_id,
+            sweep_interval_ms=settings.sweep_interval_ms,
+        )
         tokens = GuestTokens(settings.secret, settings.guest_token_ttl_s)
         gateway = Gateway(
             engine,

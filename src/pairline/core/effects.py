@@ -10,9 +10,11 @@ from pairline.core.model import Match
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Push one message (without `seq`; the user's session numbers it) to a user."""
+    """Push one message (without `seq`; the user's session numbers it) to a user, whose
+    connection lives on `node_id`."""
 
     user_id: str
+    node_id: str
     message: dict[str, Any]
 
 
@@ -21,6 +23,7 @@ class Probe:
     """Ping a user now: a health check whose answer the store is waiting for."""
 
     user_id: str
+    node_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +31,7 @@ class EndSession:
     """The session is over: discard it, closing its connection with `close_code` if one is open."""
 
     user_id: str
+    node_id: str
     session_id: str
     close_code: int | None
 
@@ -37,6 +41,7 @@ class Confirmed:
     """Both acked: the engine attaches media and sends `match_confirmed` to both."""
 
     match: Match
+    nodes: tuple[str, str]  # where each of match.users is connected
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,7 +79,7 @@ class Matchmaker:
             self.deadlines.cancel(DeadlineKind.RESUME, user_id)
             if user.status is UserStatus.IN_CALL and user.match_id:
                 match = self.matches[user.match_id]
-                effects.append(fx.Send(match.partner_of(user_id), _partner_resumed(match)))
+                effects.append(self._send(match.partner_of(user_id), _partner_resumed(match)))
             self._try_pair(user, now, effects)
         return user.session_id, False, effects
 
@@ -98,7 +98,7 @@ class Matchmaker:
         partner = match.partner_of(user_id)
         if match.phase is MatchPhase.CONFIRMED:
             grace = {"match_id": match.match_id, "grace_ms": self.rules.resume_window_ms}
-            effects.append(fx.Send(partner, {"type": "partner_reconnecting", **grace}))
+            effects.append(self._send(partner, {"type": "partner_reconnecting", **grace}))
         else:
             # A proposal cannot wait for a user who is gone: the partner goes back at once, and
             # the dropped user keeps its place too (it is not proposed while away).
@@ -238,7 +238,8 @@ class Matchmaker:
         for uid in match.users:
             self.users[uid].status = UserStatus.IN_CALL
         self.rate.record(now)
-        return [fx.Confirmed(match)]
+        a, b = (self.users[uid] for uid in match.users)
+        return [fx.Confirmed(match, (a.node_id, b.node_id))]
 
     def relay(self, user_id: str, match_id: str, message: dict[str, Any], now: int) -> Effects:
         """`chat` and `signal`: passed to the partner, only within the call."""
@@ -246,7 +247,7 @@ class Matchmaker:
         match = self._current_call(user, match_id, message["type"])
         message["match_id"] = match_id
         message["ts"] = now
-        return [fx.Send(match.partner_of(user_id), message)]
+        return [self._send(match.partner_of(user_id), message)]
 
     def media_lost(self, user_id: str, match_id: str, now: int) -> Effects:
         """The user's media link failed: health-check the partner now."""
@@ -257,7 +258,7 @@ class Matchmaker:
             return []  # already away (the resume window decides) or already being checked
         effects: Effects = []
         match.probing[partner.user_id] = now
-        effects.append(fx.Probe(partner.user_id))
+        effects.append(fx.Probe(partner.user_id, partner.node_id))
         deadline = now + self.rules.health_timeout_ms
         self._set_deadline(DeadlineKind.MEDIA_CHECK, match_id, deadline, effects)
         return effects
@@ -413,7 +414,7 @@ class Matchmaker:
             self.deadlines.cancel(DeadlineKind.INTEREST, user.user_id)
             if now - user.last_heard > self.rules.health_fresh_ms:
                 match.probing[user.user_id] = now
-                effects.append(fx.Probe(user.user_id))
+                effects.append(fx.Probe(user.user_id, user.node_id))
         if match.probing:
             at = now + self.rules.health_timeout_ms
             self._set_deadline(DeadlineKind.HEALTH_CHECK, match.match_id, at, effects)
@@ -428,7 +429,7 @@ class Matchmaker:
         for uid in match.users:
             partner = self.users[match.partner_of(uid)]
             effects.append(
-                fx.Send(
+                self._send(
                     uid,
                     {
                         "type": "matched",
@@ -494,7 +495,7 @@ class Matchmaker:
                     "requeued": back,
                     "position": position,
                 }
-                effects.append(fx.Send(uid, message))
+                effects.append(self._send(uid, message))
         self._pair_requeued(requeued, now, effects)
 
     def _health_check_failed(self, match_id: str, now: int, effects: Effects) -> None:
@@ -503,7 +504,7 @@ class Matchmaker:
             return
         failed = set(match.probing)
         for uid in failed:  # from its side it was still waiting in the queue
-            effects.append(fx.Send(uid, _QUEUE_TIMED_OUT))
+            effects.append(self._send(uid, _QUEUE_TIMED_OUT))
         outcomes = {
             uid: ("", False) if uid in failed else ("partner_unreachable", True)
             for uid in match.users
@@ -540,7 +541,7 @@ class Matchmaker:
             and user.match_id
             and self.matches[user.match_id].phase is MatchPhase.CHECKING
         ):
-            effects.append(fx.Send(user.user_id, _QUEUE_TIMED_OUT))
+            effects.append(self._send(user.user_id, _QUEUE_TIMED_OUT))
         self._leave_everything(user, now, effects, call_reason=call_reason)
         self._end_session(user, effects, close_code=CloseCode.STALE)
 
@@ -565,7 +566,7 @@ class Matchmaker:
     def _end_session(self, user: User, effects: Effects, *, close_code: int | None) -> None:
         self.deadlines.cancel(DeadlineKind.RESUME, user.user_id)
         del self.users[user.user_id]
-        effects.append(fx.EndSession(user.user_id, user.session_id, close_code))
+        effects.append(fx.EndSession(user.user_id, user.node_id, user.session_id, close_code))
 
     def _end_call(self, match: Match, now: int, reason: str, by: str, effects: Effects) -> None:
         del self.matches[match.match_id]
@@ -604,7 +605,7 @@ class Matchmaker:
             "requeued": not cooling,
             "position": self._position(partner_id, now)[0] if not cooling else None,
         }
-        effects.append(fx.Send(partner_id, message))
+        effects.append(self._send(partner_id, message))
 
     def _withdraw(self, user: User, now: int, effects: Effects) -> None:
         """A late `end`: leave whatever queue place or proposal followed the ended call."""
@@ -683,6 +684,9 @@ class Matchmaker:
             raise Cooldown(
                 f"skipping too often; try again in {cooling // 1000 + 1} s", retry_after_ms=cooling
             )
+
+    def _send(self, user_id: str, message: dict[str, Any]) -> fx.Send:
+        return fx.Send(user_id, self.users[user_id].node_id, message)
 
     def _set_deadline(self, kind: DeadlineKind, key: str, at: int, effects: Effects) -> None:
         self.deadlines.set(kind, key, at)

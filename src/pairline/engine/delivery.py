@@ -11,13 +11,17 @@ from typing import Any, Protocol
 
 
 class Delivery(Protocol):
-    def send(self, user_id: str, message: dict[str, Any]) -> None:
+    """Each call names the node holding the user's connection, as the store recorded it."""
+
+    def send(self, node_id: str, user_id: str, message: dict[str, Any]) -> None:
         """Push one message to the user's session (numbered, buffered for resume)."""
 
-    def probe(self, user_id: str) -> None:
+    def probe(self, node_id: str, user_id: str) -> None:
         """Ping the user now: a health check the store is waiting on."""
 
-    def end_session(self, user_id: str, session_id: str, close_code: int | None) -> None:
+    def end_session(
+        self, node_id: str, user_id: str, session_id: str, close_code: int | None
+    ) -> None:
         """Discard the session; close its connection with `close_code` if one is open."""
 
     def local_users(self) -> Iterable[str]:

@@ -48,6 +48,7 @@ class Engine:
         media: Media,
         rules: Rules,
         *,
+        node_id: str,
         sweep_interval_ms: int,
         clock: Callable[[], int] = now_ms,
     ) -> None:
@@ -55,6 +56,7 @@ class Engine:
         self.delivery = delivery
         self.media = media
         self.rules = rules
+        self.node_id = node_id
         self.clock = clock
         self._sweep_interval_s = sweep_interval_ms / 1000
         self._wake = asyncio.Event()
@@ -162,13 +164,15 @@ class Engine:
         """Carry out a transition's effects, in order."""
         for effect in effects:
             if isinstance(effect, fx.Send):
-                self.delivery.send(effect.user_id, effect.message)
+                self.delivery.send(effect.node_id, effect.user_id, effect.message)
                 self._note_position(effect.user_id, effect.message)
             elif isinstance(effect, fx.Probe):
-                self.delivery.probe(effect.user_id)
+                self.delivery.probe(effect.node_id, effect.user_id)
             elif isinstance(effect, fx.EndSession):
                 self._told.pop(effect.user_id, None)
-                self.delivery.end_session(effect.user_id, effect.session_id, effect.close_code)
+                self.delivery.end_session(
+                    effect.node_id, effect.user_id, effect.session_id, effect.close_code
+                )
             elif isinstance(effect, fx.Confirmed):
                 self._confirm(effect)
             elif isinstance(effect, fx.CallEnded):
@@ -199,10 +203,12 @@ class Engine:
 
     def _confirm(self, effect: fx.Confirmed) -> None:
         match = effect.match
-        for user_id in match.users:
+        for user_id, node_id in zip(match.users, effect.nodes, strict=True):
             media = self.media.describe(match.match_id, match.users, user_id)
             self.delivery.send(
-                user_id, {"type": "match_confirmed", "match_id": match.match_id, "media": media}
+                node_id,
+                user_id,
+                {"type": "match_confirmed", "match_id": match.match_id, "media": media},
             )
         log.info("match_confirmed", match_id=match.match_id, users=list(match.users))
 
@@ -283,7 +289,8 @@ class Engine:
             if last is not None and not _worth_telling(last, (position, eta_ms)):
                 continue
             told[user_id] = (position, eta_ms)
-            self.delivery.send(user_id, {"type": "queue", "position": position, "eta_ms": eta_ms})
+            message = {"type": "queue", "position": position, "eta_ms": eta_ms}
+            self.delivery.send(self.node_id, user_id, message)
 
     def _note_position(self, user_id: str, message: dict[str, Any]) -> None:
         """The user was just told its position (in a reply or message): no push needed."""

@@ -6,8 +6,9 @@ between two turns of the event loop.
 
 from __future__ import annotations
 
+import itertools
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pairline.core.matchmaker import Matchmaker
@@ -15,13 +16,15 @@ from pairline.core.rules import Rules
 from pairline.store.base import Attached, Effects, Reply, StateView
 
 
-def _new_match_id() -> str:
-    return "m_" + secrets.token_hex(8)
+def random_suffix() -> str:
+    return "_" + secrets.token_hex(4)
 
 
 class MemoryStore:
-    def __init__(self, rules: Rules) -> None:
-        self.mm = Matchmaker(rules, _new_match_id)
+    def __init__(self, rules: Rules, id_suffix: Callable[[], str] = random_suffix) -> None:
+        counter = itertools.count(1)
+        # Match ids: a counter, unique within the store, and a random suffix, unguessable.
+        self.mm = Matchmaker(rules, lambda: f"m_{next(counter)}{id_suffix()}")
 
     async def attach(
         self, user_id: str, display_name: str, node_id: str, new_session_id: str, now: int

@@ -10,7 +10,10 @@ from pairline.transport.session import Session
 
 
 class SessionRegistry:
-    """Holds each local user's session and keeps its connection pinged."""
+    """Holds each local user's session and keeps its connection pinged.
+
+    As `Delivery` it serves the single-node case: every node id is this node.
+    """
 
     def __init__(self, ping_interval_ms: int) -> None:
         self._sessions: dict[str, Session] = {}
@@ -33,17 +36,19 @@ class SessionRegistry:
 
     # ------------------------------------------------------------------ Delivery
 
-    def send(self, user_id: str, message: dict[str, Any]) -> None:
+    def send(self, node_id: str, user_id: str, message: dict[str, Any]) -> None:
         session = self._sessions.get(user_id)
         if session is not None:
             session.push(message)
 
-    def probe(self, user_id: str) -> None:
+    def probe(self, node_id: str, user_id: str) -> None:
         session = self._sessions.get(user_id)
         if session is not None and session.conn is not None:
             self._ping(session)
 
-    def end_session(self, user_id: str, session_id: str, close_code: int | None) -> None:
+    def end_session(
+        self, node_id: str, user_id: str, session_id: str, close_code: int | None
+    ) -> None:
         session = self._sessions.get(user_id)
         if session is not None and session.session_id == session_id:
             del self._sessions[user_id]
