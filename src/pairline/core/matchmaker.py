@@ -71,6 +71,11 @@ class Matchmaker:
             )
             return new_session_id, True, []
         effects: Effects = []
+        if user.node_id != node_id and user.presence is Presence.ONLINE:
+            # Taken over from another node: that node drops its copy and closes the connection.
+            effects.append(
+                fx.EndSession(user_id, user.node_id, user.session_id, CloseCode.REPLACED)
+            )
         user.node_id = node_id
         user.last_heard = now
         if user.presence is Presence.AWAY:
@@ -109,6 +114,13 @@ class Matchmaker:
                 reason="disconnected",
                 outcomes={partner: ("partner_unreachable", True), user_id: ("disconnected", True)},
             )
+        return effects
+
+    def node_lost(self, node_id: str, now: int) -> Effects:
+        """A node died: detach every user still online there, as if each connection dropped."""
+        effects: Effects = []
+        for user in [u for u in self.users.values() if u.node_id == node_id]:
+            effects += self.detach(user.user_id, user.session_id, now)
         return effects
 
     def heard(self, user_id: str, now: int) -> Effects:

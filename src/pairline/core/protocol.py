@@ -25,8 +25,10 @@ MAX_REASON_CHARS = 64
 
 
 class CloseCode(enum.IntEnum):
-    """WebSocket close codes of protocol.md §5."""
+    """WebSocket close codes of protocol.md §5, and the two standard ones pairline uses."""
 
+    SERVICE_RESTART = 1012  # standard: reconnect (and resume) now
+    TRY_AGAIN_LATER = 1013  # standard: a backend is unreachable; reconnect with backoff
     MALFORMED = 4400
     BAD_HELLO = 4401
     BANNED = 4403

@@ -30,6 +30,7 @@ from pairline.core.protocol import (
 from pairline.core.rules import Rules
 from pairline.engine.clock import now_ms
 from pairline.engine.delivery import Delivery
+from pairline.errors import PairlineError
 from pairline.media.base import Media
 from pairline.store.base import Attached, Effects, Reply, Store
 
@@ -50,6 +51,7 @@ class Engine:
         *,
         node_id: str,
         sweep_interval_ms: int,
+        deadline_poll_s: float | None = None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self.store = store
@@ -59,6 +61,9 @@ class Engine:
         self.node_id = node_id
         self.clock = clock
         self._sweep_interval_s = sweep_interval_ms / 1000
+        # With shared state, other nodes set deadlines too (and may die before they fire):
+        # look at the store at least this often. None: every deadline is set here.
+        self._deadline_poll_s = deadline_poll_s
         self._wake = asyncio.Event()
         self._next_wake: int | None = None
         self._queue_changed = False
@@ -104,6 +109,10 @@ class Engine:
 
     async def heard(self, user_id: str) -> None:
         self.apply(await self.store.heard(user_id, self.clock()))
+
+    async def node_lost(self, node_id: str) -> None:
+        """Another node died: its users' connections are gone, their resume windows start."""
+        self.apply(await self.store.node_lost(node_id, self.clock()))
 
     async def snapshot(self, user_id: str) -> dict[str, Any]:
         view = await self.store.snapshot(user_id, self.clock())
@@ -246,9 +255,17 @@ class Engine:
     async def _run_deadlines(self) -> None:
         while True:
             self._wake.clear()
-            at = await self.store.next_deadline()
+            try:
+                at = await self.store.next_deadline()
+            except PairlineError:
+                log.warning("clock_failed", what="next_deadline")
+                at = None
             self._next_wake = at
             delay = None if at is None else (at - self.clock()) / 1000
+            if self._deadline_poll_s is not None:
+                delay = (
+                    self._deadline_poll_s if delay is None else min(delay, self._deadline_poll_s)
+                )
             if delay is None or delay > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)

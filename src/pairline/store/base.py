@@ -48,6 +48,9 @@ class Store(Protocol):
     async def detach(self, user_id: str, session_id: str, now: int) -> Effects:
         """The session's connection dropped: start its resume window."""
 
+    async def node_lost(self, node_id: str, now: int) -> Effects:
+        """A node died: every user connected there is detached (its resume window starts)."""
+
     async def heard(self, user_id: str, now: int) -> Effects:
         """The user sent something: it is alive (answers a pending health check)."""
 

@@ -42,6 +42,9 @@ class MemoryStore:
     async def detach(self, user_id: str, session_id: str, now: int) -> Effects:
         return self.mm.detach(user_id, session_id, now)
 
+    async def node_lost(self, node_id: str, now: int) -> Effects:
+        return self.mm.node_lost(node_id, now)
+
     async def heard(self, user_id: str, now: int) -> Effects:
         return self.mm.heard(user_id, now)
 

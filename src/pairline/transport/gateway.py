@@ -6,6 +6,7 @@ write to; it knows sessions and the protocol, and nothing of matching.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Any
 
@@ -26,11 +27,13 @@ from pairline.core.protocol import (
     encode,
 )
 from pairline.engine import Engine
-from pairline.errors import BadRequest, Internal, PairlineError, ProtocolError
+from pairline.errors import BadRequest, Internal, PairlineError, ProtocolError, StoreUnavailable
 from pairline.transport.registry import SessionRegistry
 from pairline.transport.session import Connection, Session
 
 log = structlog.get_logger("pairline.gateway")
+
+DETACH_RETRY_S = (0.2, 0.5, 1.0, 2.0, 4.0)
 
 
 def new_session_id() -> str:
@@ -81,6 +84,10 @@ class Gateway:
             )
             self.registry.add(session)
             seen = 0
+            if not attached.fresh:
+                # The session's stream lives on another node (or died with it): it cannot go
+                # on here, so it gets a new id while the user's state carries on.
+                session = await self._renew(session)
         resumed = hello.resume == session.session_id and not attached.fresh
         if resumed and session.replay_after(hello.last_seq) is None:
             # Too far behind to replay: a fresh session, while the user's state carries on.
@@ -184,7 +191,24 @@ class Gateway:
             return
         session.conn = None
         self.registry.stop_pings(session)
-        await self.engine.detach(session.user_id, session.session_id)
+        for delay in DETACH_RETRY_S:
+            try:
+                await self.engine.detach(session.user_id, session.session_id)
+                return
+            except StoreUnavailable:
+                await asyncio.sleep(delay)  # the stale sweep catches it if the store stays away
+            if session.conn is not None:
+                return  # it came back meanwhile
+
+    async def resync(self) -> None:
+        """Messages for this node may have been lost (a pub/sub gap, lost Redis data): every
+        client reconnects, and its welcome carries the store's state."""
+        log.warning("resync", sessions=len(self.registry))
+        for session in self.registry.sessions():
+            conn, session.conn = session.conn, None
+            self.registry.stop_pings(session)
+            if conn is not None:
+                conn.close(CloseCode.SERVICE_RESTART, "resynchronising; resume")
 
     async def farewell(self, session: Session) -> None:
         """This node is stopping: a queued user is told its place is gone, then closed.

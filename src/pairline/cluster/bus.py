@@ -1,0 +1,104 @@
+"""A channel per node over Redis pub/sub: how one node hands another a user's message.
+
+Messages are tagged with their origin node. The listener reconnects with capped backoff; after
+any gap it reports one, because a message published while it was away is gone for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
+
+log = structlog.get_logger("pairline.bus")
+
+BACKOFF_S = (0.1, 0.25, 0.5, 1.0, 2.0)
+Handler = Callable[[str, list[Any]], None]
+
+
+class NodeBus:
+    """Publish to any node's channel; listen on this node's own."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        prefix: str,
+        node_id: str,
+        on_message: Handler,
+        on_gap: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.node_id = node_id
+        self._on_message = on_message
+        self._on_gap = on_gap
+        self._encode = msgspec.json.Encoder().encode
+        self._decode = msgspec.json.Decoder().decode
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    def channel(self, node_id: str) -> str:
+        return f"{self.prefix}:node:{node_id}"
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="pairline-bus")
+        await asyncio.wait_for(self._subscribed.wait(), 10)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def publish(self, node_id: str, item: list[Any]) -> None:
+        """Fire and forget: the receiving side's snapshot covers a message lost in a gap."""
+        payload = self._encode([self.node_id, item])
+        task = asyncio.ensure_future(self._publish(self.channel(node_id), payload))
+        task.add_done_callback(_log_failure)
+
+    async def _publish(self, channel: str, payload: bytes) -> None:
+        await self.client.publish(channel, payload)
+
+    async def _listen(self) -> None:
+        attempt = 0
+        first = True
+        while True:
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel(self.node_id))
+                self._subscribed.set()
+                if not first:
+                    log.warning("bus_reconnected", node=self.node_id)
+                    await self._on_gap()
+                first = False
+                attempt = 0
+                async for raw in pubsub.listen():
+                    if raw.get("type") == "message":
+                        self._dispatch(raw["data"])
+            except (RedisError, OSError) as exc:
+                delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+                attempt += 1
+                log.warning("bus_lost", node=self.node_id, error=str(exc), retry_in_s=delay)
+                await asyncio.sleep(delay)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _dispatch(self, data: bytes) -> None:
+        try:
+            origin, item = self._decode(data)
+            self._on_message(origin, item)
+        except Exception:
+            log.exception("bus_message_failed", node=self.node_id)
+
+
+def _log_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("bus_publish_failed", error=str(task.exception()))
