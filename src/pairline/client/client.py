@@ -83,6 +83,8 @@ class Client:
         self._last_match_id: str | None = None
         self._log = EventLog()
         self.welcomes: list[dict[str, Any]] = []
+        # Where in events_log each welcome arrived, to read both as one timeline.
+        self.welcome_positions: list[int] = []
         self.closed_code: int | None = None
         # Set once a `matched` went unacked on purpose (ack_matched=False): acks are
         # cumulative, so no later seq may be acked either.
@@ -464,6 +466,7 @@ class Client:
         self._state = dict(welcome.state) if welcome.state else idle_snapshot()
         self._note_match(self._state)
         self.welcomes.append(welcome.raw)
+        self.welcome_positions.append(len(self._log.events))
         self._heartbeat_s = (welcome.heartbeat_ms or 0) / 1000
         self._last_ping = asyncio.get_running_loop().time()
         self._gen += 1
