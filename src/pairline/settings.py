@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     )
     # Every Redis key starts with this; one Redis can serve several pairline deployments.
     redis_prefix: str = Field("pairline", validation_alias=AliasChoices("PAIRLINE_REDIS_PREFIX"))
+    # A node whose heartbeat in Redis is older than this is dead: its users' resume windows start.
+    node_timeout_ms: int = Field(5000, validation_alias=AliasChoices("PAIRLINE_NODE_TIMEOUT_MS"))
     livekit_url: str | None = Field(None, validation_alias=AliasChoices("LIVEKIT_URL"))
     livekit_api_key: str | None = Field(None, validation_alias=AliasChoices("LIVEKIT_API_KEY"))
     livekit_api_secret: str | None = Field(

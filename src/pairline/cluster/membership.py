@@ -22,9 +22,6 @@ from pairline.engine.clock import now_ms
 
 log = structlog.get_logger("pairline.membership")
 
-BEAT_S = 1.0
-NODE_TIMEOUT_MS = 5000
-
 
 class NodeMembership:
     def __init__(
@@ -34,6 +31,7 @@ class NodeMembership:
         nodes_key: str,
         epoch_key: str,
         node_id: str,
+        node_timeout_ms: int,
         on_node_lost: Callable[[str], Awaitable[None]],
         on_data_lost: Callable[[], Awaitable[None]],
         clock: Callable[[], int] = now_ms,
@@ -42,6 +40,8 @@ class NodeMembership:
         self.nodes_key = nodes_key
         self.epoch_key = epoch_key
         self.node_id = node_id
+        self.node_timeout_ms = node_timeout_ms
+        self.beat_s = node_timeout_ms / 5000  # five beats missed before a node counts as dead
         self._on_node_lost = on_node_lost
         self._on_data_lost = on_data_lost
         self._clock = clock
@@ -63,7 +63,7 @@ class NodeMembership:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(BEAT_S)
+            await asyncio.sleep(self.beat_s)
             try:
                 await self.beat()
             except (RedisError, OSError) as exc:
@@ -78,7 +78,7 @@ class NodeMembership:
             log.error("redis_data_lost", node=self.node_id)
             self._epoch = epoch
             await self._on_data_lost()
-        dead = await self.client.zrangebyscore(self.nodes_key, "-inf", now - NODE_TIMEOUT_MS)
+        dead = await self.client.zrangebyscore(self.nodes_key, "-inf", now - self.node_timeout_ms)
         for raw in dead:
             node = raw.decode() if isinstance(raw, bytes) else str(raw)
             if node != self.node_id and await self.client.zrem(self.nodes_key, node) == 1:

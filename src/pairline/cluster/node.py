@@ -1,0 +1,72 @@
+"""Everything a node needs beyond a single process: the bus, membership, routing delivery."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import redis.asyncio as aioredis
+
+from pairline.cluster.bus import NodeBus
+from pairline.cluster.delivery import ClusterDelivery
+from pairline.cluster.membership import NodeMembership
+from pairline.transport.registry import SessionRegistry
+
+
+class ClusterNode:
+    """Opens and closes the cluster services of one node, around the engine's lifetime."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        prefix: str,
+        node_id: str,
+        node_timeout_ms: int,
+        registry: SessionRegistry,
+    ) -> None:
+        # The engine and gateway are built after the delivery they need: `bind` closes the loop.
+        self._on_node_lost: Callable[[str], Awaitable[None]] | None = None
+        self._on_resync: Callable[[], Awaitable[None]] | None = None
+        self.delivery = ClusterDelivery(node_id, registry)
+        self.bus = NodeBus(
+            client,
+            prefix=prefix,
+            node_id=node_id,
+            on_message=self.delivery.receive,
+            on_gap=self._resync,
+        )
+        self.delivery.bus = self.bus
+        self.membership = NodeMembership(
+            client,
+            nodes_key=f"{prefix}:nodes",
+            epoch_key=f"{prefix}:epoch",
+            node_id=node_id,
+            node_timeout_ms=node_timeout_ms,
+            on_node_lost=self._node_lost,
+            on_data_lost=self._resync,
+        )
+
+    def bind(
+        self,
+        *,
+        on_node_lost: Callable[[str], Awaitable[None]],
+        on_resync: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._on_node_lost = on_node_lost
+        self._on_resync = on_resync
+
+    async def _node_lost(self, node_id: str) -> None:
+        assert self._on_node_lost is not None
+        await self._on_node_lost(node_id)
+
+    async def _resync(self) -> None:
+        assert self._on_resync is not None
+        await self._on_resync()
+
+    async def start(self) -> None:
+        await self.bus.start()
+        await self.membership.start()
+
+    async def stop(self) -> None:
+        await self.membership.stop()
+        await self.bus.stop()
