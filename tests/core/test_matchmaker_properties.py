@@ -56,12 +56,19 @@ class MatchmakerMachine(RuleBasedStateMachine):
         self.blocked: set[frozenset[str]] = set()
         self.live_match: dict[str, str] = {}  # user → match it was told `matched` and not ended
         self.confirmed: set[str] = set()
+        self.orders: dict[str, int] = {}  # the last event order each user was sent
+
+    def check_order(self, user_id: str, order: int) -> None:
+        """A user's events are numbered 1, 2, 3, … in the order they are produced."""
+        assert order == self.orders.get(user_id, 0) + 1, (user_id, order, self.orders)
+        self.orders[user_id] = order
 
     # ---------------------------------------------------------------- bookkeeping of effects
 
     def apply(self, effects: list[fx.Effect]) -> None:
         for effect in effects:
             if isinstance(effect, fx.Send):
+                self.check_order(effect.user_id, effect.order)
                 self.observe(effect.user_id, effect.message)
             elif isinstance(effect, fx.Confirmed):
                 a, b = effect.match.users
@@ -70,8 +77,11 @@ class MatchmakerMachine(RuleBasedStateMachine):
                 assert self.mm.users[a].status is UserStatus.IN_CALL
                 assert self.mm.users[b].status is UserStatus.IN_CALL
                 self.confirmed.add(effect.match.match_id)
+                for uid, order in zip(effect.match.users, effect.orders, strict=True):
+                    self.check_order(uid, order)
             elif isinstance(effect, fx.EndSession):
                 self.live_match.pop(effect.user_id, None)
+                self.orders.pop(effect.user_id, None)  # a new session's events count afresh
             elif isinstance(effect, fx.Blocked):
                 self.blocked.add(frozenset((effect.blocker, effect.blocked)))
 

@@ -17,11 +17,14 @@ class ClusterDelivery:
         self.local = local
         self.bus: NodeBus | None = None  # set once the bus exists (it needs `receive`)
 
-    def send(self, node_id: str, user_id: str, message: dict[str, Any]) -> None:
+    def send(self, node_id: str, user_id: str, message: dict[str, Any], order: int) -> None:
         if node_id == self.node_id:
-            self.local.send(node_id, user_id, message)
+            self.local.send(node_id, user_id, message, order)
         else:
-            self._remote(node_id, ["send", user_id, message])
+            self._remote(node_id, ["send", user_id, message, order])
+
+    def push_position(self, user_id: str, message: dict[str, Any], as_of: int) -> None:
+        self.local.push_position(user_id, message, as_of)
 
     def probe(self, node_id: str, user_id: str) -> None:
         if node_id == self.node_id:
@@ -44,7 +47,7 @@ class ClusterDelivery:
         """A call another node made for one of this node's users."""
         kind, user_id, *rest = item
         if kind == "send":
-            self.local.send(self.node_id, user_id, rest[0])
+            self.local.send(self.node_id, user_id, rest[0], rest[1])
         elif kind == "probe":
             self.local.probe(self.node_id, user_id)
         elif kind == "end_session":

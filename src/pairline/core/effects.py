@@ -11,11 +11,16 @@ from pairline.core.model import Match
 @dataclass(frozen=True, slots=True)
 class Send:
     """Push one message (without `seq`; the user's session numbers it) to a user, whose
-    connection lives on `node_id`."""
+    connection lives on `node_id`.
+
+    `order` numbers the user's events in the order the store produced them: with many nodes
+    they can reach the user's node by different paths, and its session restores this order.
+    """
 
     user_id: str
     node_id: str
     message: dict[str, Any]
+    order: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +47,7 @@ class Confirmed:
 
     match: Match
     nodes: tuple[str, str]  # where each of match.users is connected
+    orders: tuple[int, int]  # each user's event order for its `match_confirmed` (see Send)
 
 
 @dataclass(frozen=True, slots=True)

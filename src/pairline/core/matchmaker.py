@@ -251,7 +251,9 @@ class Matchmaker:
             self.users[uid].status = UserStatus.IN_CALL
         self.rate.record(now)
         a, b = (self.users[uid] for uid in match.users)
-        return [fx.Confirmed(match, (a.node_id, b.node_id))]
+        a.order += 1
+        b.order += 1
+        return [fx.Confirmed(match, (a.node_id, b.node_id), (a.order, b.order))]
 
     def relay(self, user_id: str, match_id: str, message: dict[str, Any], now: int) -> Effects:
         """`chat` and `signal`: passed to the partner, only within the call."""
@@ -330,13 +332,21 @@ class Matchmaker:
             }
         return out
 
-    def queue_status(self, user_ids: Iterable[str], now: int) -> dict[str, tuple[int, int | None]]:
-        """(position, eta_ms) of each of these users that is queued."""
-        out: dict[str, tuple[int, int | None]] = {}
+    def queue_status(
+        self, user_ids: Iterable[str], now: int
+    ) -> dict[str, tuple[int, int | None, int]]:
+        """(position, eta_ms, event order) of each of these users that is queued; the order
+        lets a push computed before a later event be recognised as stale."""
+        out: dict[str, tuple[int, int | None, int]] = {}
         for uid in user_ids:
             if uid in self.queue:
-                out[uid] = self._position(uid, now)
+                out[uid] = (*self._position(uid, now), self.users[uid].order)
         return out
+
+    def order_of(self, user_id: str) -> int:
+        """The user's event order so far: a session opened now expects the next one."""
+        user = self.users.get(user_id)
+        return user.order if user else 0
 
     def session_of(self, user_id: str) -> str | None:
         user = self.users.get(user_id)
@@ -698,7 +708,9 @@ class Matchmaker:
             )
 
     def _send(self, user_id: str, message: dict[str, Any]) -> fx.Send:
-        return fx.Send(user_id, self.users[user_id].node_id, message)
+        user = self.users[user_id]
+        user.order += 1
+        return fx.Send(user_id, user.node_id, message, user.order)
 
     def _set_deadline(self, kind: DeadlineKind, key: str, at: int, effects: Effects) -> None:
         self.deadlines.set(kind, key, at)

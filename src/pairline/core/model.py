@@ -69,6 +69,7 @@ class User:
     last_match_id: str | None = None  # the most recent match, for late skip/end
     last_partner_id: str | None = None  # its partner, for a late block or report
     away_since: int | None = None
+    order: int = 0  # events produced for this user so far (see effects.Send.order)
 
 
 @dataclass(slots=True)

@@ -13,8 +13,13 @@ from typing import Any, Protocol
 class Delivery(Protocol):
     """Each call names the node holding the user's connection, as the store recorded it."""
 
-    def send(self, node_id: str, user_id: str, message: dict[str, Any]) -> None:
-        """Push one message to the user's session (numbered, buffered for resume)."""
+    def send(self, node_id: str, user_id: str, message: dict[str, Any], order: int) -> None:
+        """Push the store's `order`-th event for the user to its session (numbered, buffered
+        for resume); the session delivers the user's events in this order."""
+
+    def push_position(self, user_id: str, message: dict[str, Any], as_of: int) -> None:
+        """Push a `queue` update computed when the user's event order was `as_of` (local users
+        only); dropped if a later event has reached the user since."""
 
     def probe(self, node_id: str, user_id: str) -> None:
         """Ping the user now: a health check the store is waiting on."""

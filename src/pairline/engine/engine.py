@@ -173,7 +173,7 @@ class Engine:
         """Carry out a transition's effects, in order."""
         for effect in effects:
             if isinstance(effect, fx.Send):
-                self.delivery.send(effect.node_id, effect.user_id, effect.message)
+                self.delivery.send(effect.node_id, effect.user_id, effect.message, effect.order)
                 self._note_position(effect.user_id, effect.message)
             elif isinstance(effect, fx.Probe):
                 self.delivery.probe(effect.node_id, effect.user_id)
@@ -212,13 +212,10 @@ class Engine:
 
     def _confirm(self, effect: fx.Confirmed) -> None:
         match = effect.match
-        for user_id, node_id in zip(match.users, effect.nodes, strict=True):
+        for user_id, node_id, order in zip(match.users, effect.nodes, effect.orders, strict=True):
             media = self.media.describe(match.match_id, match.users, user_id)
-            self.delivery.send(
-                node_id,
-                user_id,
-                {"type": "match_confirmed", "match_id": match.match_id, "media": media},
-            )
+            message = {"type": "match_confirmed", "match_id": match.match_id, "media": media}
+            self.delivery.send(node_id, user_id, message, order)
         log.info("match_confirmed", match_id=match.match_id, users=list(match.users))
 
     def _call_ended(self, effect: fx.CallEnded) -> None:
@@ -301,13 +298,13 @@ class Engine:
         told = self._told
         for user_id in [u for u in told if u not in statuses]:
             del told[user_id]
-        for user_id, (position, eta_ms) in statuses.items():
+        for user_id, (position, eta_ms, as_of) in statuses.items():
             last = told.get(user_id)
             if last is not None and not _worth_telling(last, (position, eta_ms)):
                 continue
             told[user_id] = (position, eta_ms)
             message = {"type": "queue", "position": position, "eta_ms": eta_ms}
-            self.delivery.send(self.node_id, user_id, message)
+            self.delivery.push_position(user_id, message, as_of)
 
     def _note_position(self, user_id: str, message: dict[str, Any]) -> None:
         """The user was just told its position (in a reply or message): no push needed."""

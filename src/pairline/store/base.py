@@ -18,6 +18,9 @@ from pairline.settings import Settings
 Effects = list[Effect]
 Reply = dict[str, Any]
 
+REDIS_MAX_CONNECTIONS = 64  # per node; transitions are short scripts
+REDIS_POOL_TIMEOUT_S = 5.0  # waiting for a free connection, then StoreUnavailable
+
 
 @dataclass(frozen=True, slots=True)
 class StateView:
@@ -32,6 +35,7 @@ class Attached:
     session_id: str
     fresh: bool
     effects: Effects
+    order: int  # the user's event order after this transition (a new session's starting point)
 
 
 class Store(Protocol):
@@ -95,8 +99,8 @@ class Store(Protocol):
 
     async def queue_status(
         self, user_ids: Iterable[str], now: int
-    ) -> dict[str, tuple[int, int | None]]:
-        """(position, eta_ms) of those of these users who are queued."""
+    ) -> dict[str, tuple[int, int | None, int]]:
+        """(position, eta_ms, event order) of those of these users who are queued."""
 
     async def close(self) -> None:
         """Release connections."""
@@ -105,7 +109,18 @@ class Store(Protocol):
 def open_store(settings: Settings, rules: Rules) -> Store:
     """The backend `REDIS_URL` names: unset → in-process memory."""
     if settings.redis_url:
-        raise NotImplementedError("the Redis backend arrives with issue 3")
+        import redis.asyncio as aioredis
+
+        from pairline.store.redis import RedisStore
+
+        # A blocking pool: a burst past its size waits for a free connection instead of failing.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=REDIS_MAX_CONNECTIONS,
+            timeout=REDIS_POOL_TIMEOUT_S,
+        )
+        client = aioredis.Redis.from_pool(pool)  # the client owns the pool: close() closes it
+        return RedisStore(client, rules, prefix=settings.redis_prefix)
     from pairline.store.memory import MemoryStore
 
     return MemoryStore(rules)

@@ -32,7 +32,7 @@ class MemoryStore:
         session_id, fresh, effects = self.mm.attach(
             user_id, display_name, node_id, new_session_id, now
         )
-        return Attached(session_id, fresh, effects)
+        return Attached(session_id, fresh, effects, self.mm.order_of(user_id))
 
     async def renew_session(self, user_id: str, session_id: str) -> None:
         user = self.mm.users.get(user_id)
@@ -93,7 +93,7 @@ class MemoryStore:
 
     async def queue_status(
         self, user_ids: Iterable[str], now: int
-    ) -> dict[str, tuple[int, int | None]]:
+    ) -> dict[str, tuple[int, int | None, int]]:
         return self.mm.queue_status(user_ids, now)
 
     async def close(self) -> None:

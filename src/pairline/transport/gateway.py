@@ -82,6 +82,7 @@ class Gateway:
             session = Session(
                 attached.session_id, user_id, identity.display_name, self.replay_limit
             )
+            session.order = attached.order  # its state snapshot covers everything before
             self.registry.add(session)
             seen = 0
             if not attached.fresh:
@@ -120,6 +121,7 @@ class Gateway:
 
     async def _renew(self, session: Session) -> Session:
         fresh = Session(new_session_id(), session.user_id, session.display_name, self.replay_limit)
+        fresh.order = session.order
         await self.engine.renew_session(session.user_id, fresh.session_id)
         fresh.conn, session.conn = session.conn, None
         self.registry.add(fresh)

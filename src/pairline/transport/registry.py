@@ -6,7 +6,15 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
+import structlog
+
+from pairline.core.protocol import CloseCode
 from pairline.transport.session import Session
+
+log = structlog.get_logger("pairline.registry")
+
+# How long events that overtook an earlier one wait for it before it is given up for lost.
+ORDER_GAP_S = 1.0
 
 
 class SessionRegistry:
@@ -36,10 +44,27 @@ class SessionRegistry:
 
     # ------------------------------------------------------------------ Delivery
 
-    def send(self, node_id: str, user_id: str, message: dict[str, Any]) -> None:
+    def send(self, node_id: str, user_id: str, message: dict[str, Any], order: int) -> None:
         session = self._sessions.get(user_id)
-        if session is not None:
+        if session is not None and session.deliver(order, message) and session.gap_handle is None:
+            loop = asyncio.get_running_loop()
+            session.gap_handle = loop.call_later(ORDER_GAP_S, self._gap_expired, session)
+
+    def push_position(self, user_id: str, message: dict[str, Any], as_of: int) -> None:
+        session = self._sessions.get(user_id)
+        if session is not None and session.order <= as_of:
             session.push(message)
+
+    def _gap_expired(self, session: Session) -> None:
+        """An event never came (its node died, or its publish failed): deliver what waited,
+        then make the client resume so its welcome's state covers what was missed."""
+        session.gap_handle = None
+        log.warning("event_gap", user_id=session.user_id, order=session.order)
+        session.skip_gap()
+        conn, session.conn = session.conn, None
+        self.stop_pings(session)
+        if conn is not None:
+            conn.close(CloseCode.SERVICE_RESTART, "events were lost; resume")
 
     def probe(self, node_id: str, user_id: str) -> None:
         session = self._sessions.get(user_id)

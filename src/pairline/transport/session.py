@@ -24,12 +24,15 @@ class Connection(Protocol):
 
 class Session:
     __slots__ = (
+        "_held",
         "_matched",
         "_outbox",
         "_replay_limit",
         "_replies",
         "conn",
         "display_name",
+        "gap_handle",
+        "order",
         "ping_handle",
         "ping_nonce",
         "seq",
@@ -49,6 +52,30 @@ class Session:
         self._outbox: deque[tuple[int, bytes]] = deque()
         self._matched: dict[int, str] = {}  # seq of an unacked `matched` → its match id
         self._replies: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.order = 0  # the last of the store's events for this user that was pushed
+        self._held: dict[int, dict[str, Any]] = {}  # events that arrived ahead of a gap
+        self.gap_handle: Any = None
+
+    def deliver(self, order: int, message: dict[str, Any]) -> bool:
+        """Push the store's `order`-th event for this user in its place; True while events
+        wait behind a gap (one still on its way from another node)."""
+        if order <= self.order:
+            return bool(self._held)  # already pushed (or from before this session)
+        if order > self.order + 1:
+            self._held[order] = message
+            return True
+        self.order = order
+        self.push(message)
+        while self.order + 1 in self._held:
+            self.order += 1
+            self.push(self._held.pop(self.order))
+        return bool(self._held)
+
+    def skip_gap(self) -> None:
+        """Give up on a missing event (lost with a dead node): push what waited behind it."""
+        for order in sorted(self._held):
+            self.order = order
+            self.push(self._held.pop(order))
 
     def push(self, message: dict[str, Any]) -> int:
         """Number, buffer and (if connected) send one message; return its seq."""
