@@ -19,7 +19,7 @@ from tests.redis_server import redis_for_tests
 
 # Short timings so liveness tests run in seconds; each test may override any of them.
 FAST_SETTINGS: dict[str, str] = {
-    "PAIRLINE_ACK_TIMEOUT_MS": "1000",
+    "PAIRLINE_ACK_TIMEOUT_MS": "2000",
     "PAIRLINE_HEALTH_FRESH_MS": "2000",
     "PAIRLINE_HEALTH_TIMEOUT_MS": "500",
     "PAIRLINE_PING_INTERVAL_MS": "500",

@@ -33,7 +33,7 @@ async def test_two_users_are_proposed_then_confirmed_with_p2p_roles(connect: Cli
         "common_interests": [],
     }
     assert matched_b.raw["partner"]["user_id"] == ann.user_id
-    assert matched_a.raw["ack_within_ms"] == 1000
+    assert matched_a.raw["ack_within_ms"] == 2000
 
     conf_a = await ann.wait_for("match_confirmed")
     conf_b = await bob.wait_for("match_confirmed")

@@ -1,0 +1,33 @@
+-- heard: the user sent something; it is alive, and may answer a pending health check.
+-- Matchmaker.heard.
+-- KEYS[1] partition prefix; ARGV[1] rules, ARGV[2] now, ARGV[3] match id seed (see lib.lua)
+-- ARGV[4] user id
+-- Reply: {}
+local uid = ARGV[4]
+return run(function()
+  local u = load_user(uid)
+  if u == nil then
+    return done()
+  end
+  set_user(u, "heard", NOW)
+  if u.presence == "online" then
+    redis.call("ZADD", key("online"), int(NOW), uid)
+  end
+  local m = load_match(u.match)
+  if m == nil then
+    return done()
+  end
+  local i = probe_index(m, uid)
+  if i == nil then
+    return done()
+  end
+  table.remove(m.probing, i)
+  save_probing(m)
+  if m.phase == "checking" and #m.probing == 0 then
+    cancel_deadline("health_check", m.id)
+    propose(m)
+  elseif m.phase == "confirmed" and #m.probing == 0 then
+    cancel_deadline("media_check", m.id)
+  end
+  return done()
+end)

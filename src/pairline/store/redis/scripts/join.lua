@@ -1,0 +1,26 @@
+-- join: idle → queued, paired at once with the longest-waiting compatible user if any.
+-- Matchmaker.join.
+-- KEYS[1] partition prefix; ARGV[1] rules, ARGV[2] now, ARGV[3] match id seed (see lib.lua)
+-- ARGV[4] user id, ARGV[5] interests (JSON list, sorted; "[]" for none), ARGV[6] lang ("": none)
+-- Reply: queue_reply {-1, position, eta_ms, false}
+local uid, interests, lang = ARGV[4], ARGV[5], ARGV[6]
+return run(function()
+  local u = user_or_refuse(uid)
+  if u.status ~= "idle" then
+    refuse_state("join", "idle", status_name(u))
+  end
+  refuse_if_cooling(uid)
+  if interests == "[]" then
+    interests = nil
+  end
+  if lang == "" then
+    lang = nil
+  end
+  set_user(u, "interests", interests)
+  set_user(u, "lang", lang)
+  u.interest_list = nil
+  enqueue(u, new_ticket())
+  local reply = queue_reply(u)
+  try_pair(u)
+  return done(reply)
+end)

@@ -1,0 +1,18 @@
+-- leave: queued → idle, or cancel the user's proposal. Matchmaker.leave.
+-- KEYS[1] partition prefix; ARGV[1] rules, ARGV[2] now, ARGV[3] match id seed (see lib.lua)
+-- ARGV[4] user id
+-- Reply: {}
+local uid = ARGV[4]
+return run(function()
+  local u = user_or_refuse(uid)
+  if u.status == "queued" then
+    dequeue(u)
+  elseif u.status == "proposed" and u.match then
+    local m = load_match(u.match)
+    cancel(m, "left", {[partner_of(m, uid)] = {"partner_left", true},
+      [uid] = {leaver_reason(m), false}})
+  else
+    refuse_state("leave", "queued or proposed", status_name(u))
+  end
+  return done()
+end)

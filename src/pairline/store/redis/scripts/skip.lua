@@ -1,0 +1,27 @@
+-- skip: end the call; both re-queued, the partner first (the skipper unless its cool-down
+-- starts). Matchmaker.skip.
+-- KEYS[1] partition prefix; ARGV[1] rules, ARGV[2] now, ARGV[3] match id seed (see lib.lua)
+-- ARGV[4] user id, ARGV[5] match id
+-- Reply: queue_reply {requeued, position, eta_ms, cooldown_ms}
+local uid, mid = ARGV[4], ARGV[5]
+return run(function()
+  local u = user_or_refuse(uid)
+  local m = call_for(u, mid, "skip")
+  if m == nil then  -- the partner ended it first: already over, not counted
+    return done(queue_reply(u, u.status ~= "idle"))
+  end
+  refuse_if_cooling(uid)
+  local partner = partner_of(m, uid)
+  end_call(m, "skipped", uid)
+  local cooldown = record_skip(uid)
+  requeue_partner(partner, m, "skipped")
+  local reply
+  if cooldown > 0 then
+    reply = {0, false, false, cooldown}
+  else
+    enqueue(u, new_ticket())  -- after the partner it left behind
+    reply = queue_reply(u, true)
+  end
+  pair_requeued({partner, uid})
+  return done(reply)
+end)

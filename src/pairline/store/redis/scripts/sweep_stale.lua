@@ -1,0 +1,28 @@
+-- sweep_stale: users whose open connection missed its pings leave queue and call, and are
+-- closed; then forget what no longer matters (rematch pairs, blank skip records, pairings
+-- older than the ETA window). At most ARGV[4] users per call, the longest unheard first.
+-- Matchmaker.sweep_stale.
+-- KEYS[1] partition prefix; ARGV[1] rules, ARGV[2] now, ARGV[3] match id seed (see lib.lua)
+-- ARGV[4] batch size
+-- Reply: {}
+local batch = tonumber(ARGV[4])
+return run(function()
+  local cutoff = NOW - RULES.stale_after_ms
+  local ids = redis.call("ZRANGEBYSCORE", key("online"), "-inf", "(" .. int(cutoff), "LIMIT", 0,
+    batch)
+  local stale = {}
+  for _, uid in ipairs(ids) do
+    stale[#stale + 1] = load_user(uid)
+  end
+  table.sort(stale, function(x, y) return x.seq < y.seq end)  -- the core's users-dict order
+  for _, u in ipairs(stale) do
+    drop_stale(u, "timed_out")
+  end
+  redis.call("ZREMRANGEBYSCORE", key("recent"), "-inf", int(NOW - RULES.rematch_after_ms))
+  redis.call("ZREMRANGEBYSCORE", key("pairings"), "-inf", int(NOW - RULES.eta_window_ms))
+  for _, uid in ipairs(redis.call("ZRANGEBYSCORE", key("skippers"), "-inf", int(NOW))) do
+    redis.call("DEL", key("skips", uid))
+    redis.call("ZREM", key("skippers"), uid)
+  end
+  return done()
+end)

@@ -1,0 +1,159 @@
+"""The Redis backend: every transition one Lua script, so that any number of nodes can share
+one queue partition. It behaves exactly as `MemoryStore` does (tests/store/test_differential.py
+holds it to that), with two bounds a shared store needs: `expire` completes at most
+`expire_batch` deadlines per call and `sweep_stale` drops at most `sweep_batch` users per call
+(the rest wait for the next call), and `node_lost` detaches a node's users `node_batch` per
+script.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from pairline.core import effects as fx
+from pairline.core.rules import Rules
+from pairline.errors import StoreUnavailable
+from pairline.store.base import Attached, Effects, Reply, StateView
+from pairline.store.memory import random_suffix
+from pairline.store.redis import codec
+from pairline.store.redis.keys import PartitionKeys
+from pairline.store.redis.loader import ScriptRunner
+
+
+class RedisStore:
+    """Queue and match state of one partition, in Redis."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        rules: Rules,
+        *,
+        prefix: str = "pairline",
+        partition: str = "main",
+        id_suffix: Callable[[], str] = random_suffix,
+        expire_batch: int = 100,
+        sweep_batch: int = 500,
+        node_batch: int = 500,
+    ) -> None:
+        self.client = client  # also carries the cluster's pub/sub
+        self._scripts = ScriptRunner(client)
+        self.keys = PartitionKeys(prefix, partition)
+        self._rules = json.dumps(dataclasses.asdict(rules))
+        # Called once per transition: its value seeds the ids of the matches that transition
+        # makes ("" keeps them plain `m_<n>`, as MemoryStore's ids with the same suffix).
+        self._id_seed = id_suffix
+        self._expire_batch = expire_batch
+        self._sweep_batch = sweep_batch
+        self._node_batch = node_batch
+
+    async def _run(self, script: str, now: int, *args: str | int) -> tuple[Any, Effects]:
+        """Run one transition; raise its refusal, or StoreUnavailable when Redis fails."""
+        argv = (self._rules, now, self._id_seed(), *args)
+        try:
+            raw = await self._scripts.run(script, (self.keys.base,), argv)
+        except RedisError as exc:
+            raise StoreUnavailable(f"redis: {script} failed: {exc}") from exc
+        return codec.outcome(raw)
+
+    async def attach(
+        self, user_id: str, display_name: str, node_id: str, new_session_id: str, now: int
+    ) -> Attached:
+        reply, effects = await self._run(
+            "attach", now, user_id, display_name, node_id, new_session_id
+        )
+        session_id, fresh, order = reply
+        return Attached(session_id, bool(fresh), effects, order)
+
+    async def renew_session(self, user_id: str, session_id: str) -> None:
+        await self._run("renew_session", 0, user_id, session_id)
+
+    async def detach(self, user_id: str, session_id: str, now: int) -> Effects:
+        return (await self._run("detach", now, user_id, session_id))[1]
+
+    async def node_lost(self, node_id: str, now: int) -> Effects:
+        # In batches of detaches, so that no one script holds Redis for a whole node's users.
+        effects: Effects = []
+        while True:
+            (left,), more = await self._run("node_lost", now, node_id, self._node_batch)
+            effects += more
+            if not left:
+                return effects
+
+    async def heard(self, user_id: str, now: int) -> Effects:
+        return (await self._run("heard", now, user_id))[1]
+
+    async def join(
+        self, user_id: str, interests: frozenset[str], lang: str | None, now: int
+    ) -> tuple[Reply, Effects]:
+        # Sorted here, in Python's order, which a match's common interests keep; raw UTF-8,
+        # so that cjson never has to decode an escaped surrogate pair.
+        chosen = json.dumps(sorted(interests), ensure_ascii=False)
+        reply, effects = await self._run("join", now, user_id, chosen, lang or "")
+        return codec.queue_reply(reply), effects
+
+    async def leave(self, user_id: str, now: int) -> tuple[Reply, Effects]:
+        _, effects = await self._run("leave", now, user_id)
+        return {}, effects
+
+    async def skip(self, user_id: str, match_id: str, now: int) -> tuple[Reply, Effects]:
+        reply, effects = await self._run("skip", now, user_id, match_id)
+        return codec.queue_reply(reply), effects
+
+    async def end(
+        self, user_id: str, match_id: str, now: int, *, block: bool = False
+    ) -> tuple[Reply, Effects]:
+        _, effects = await self._run("end", now, user_id, match_id, "1" if block else "0")
+        return {}, effects
+
+    async def ack(self, user_id: str, match_id: str, now: int) -> Effects:
+        return (await self._run("ack", now, user_id, match_id))[1]
+
+    async def relay(
+        self, user_id: str, match_id: str, message: dict[str, Any], now: int
+    ) -> Effects:
+        # Only the right to pass it on is the store's: the message itself never goes to Redis.
+        (partner_id, node_id, order), _ = await self._run(
+            "relay", now, user_id, match_id, message["type"]
+        )
+        message["match_id"] = match_id
+        message["ts"] = now
+        return [fx.Send(partner_id, node_id, message, order)]
+
+    async def media_lost(self, user_id: str, match_id: str, now: int) -> Effects:
+        return (await self._run("media_lost", now, user_id, match_id))[1]
+
+    async def expire(self, now: int) -> Effects:
+        return (await self._run("expire", now, self._expire_batch))[1]
+
+    async def sweep_stale(self, now: int) -> Effects:
+        return (await self._run("sweep_stale", now, self._sweep_batch))[1]
+
+    async def next_deadline(self) -> int | None:
+        (at,), _ = await self._run("next_deadline", 0)
+        return int(at) if at is not None else None
+
+    async def snapshot(self, user_id: str, now: int) -> StateView:
+        reply, _ = await self._run("snapshot", now, user_id)
+        state, match_users = codec.state(reply)
+        return StateView(state, match_users)
+
+    async def queue_status(
+        self, user_ids: Iterable[str], now: int
+    ) -> dict[str, tuple[int, int | None, int]]:
+        ids = list(user_ids)
+        if not ids:
+            return {}
+        flat, _ = await self._run("queue_status", now, *ids)
+        return {flat[i]: (flat[i + 1], flat[i + 2], flat[i + 3]) for i in range(0, len(flat), 4)}
+
+    async def close(self) -> None:
+        try:
+            await self.client.aclose()
+        except RedisError as exc:
+            raise StoreUnavailable(f"redis: close failed: {exc}") from exc

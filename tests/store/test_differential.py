@@ -1,0 +1,344 @@
+"""The Redis store behaves exactly as the memory store: hypothesis drives the same random
+operations through both and compares, after every step, each outcome (effects in order, replies,
+refusals), every user's snapshot, queue positions, the next deadline, and the whole state
+underneath (users, queue, matches, deadlines, blocks, skip records, rematch pairs)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+import json
+import os
+import uuid
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+
+from pairline.core.matchmaker import Matchmaker
+from pairline.core.rules import Rules
+from pairline.store.memory import MemoryStore
+from pairline.store.redis import RedisStore
+from pairline.store.redis.keys import PartitionKeys
+from tests.store.normal import outcome
+
+USERS = [f"u{i}" for i in range(4)]
+NODES = ["n1", "n2"]
+RULES = Rules(
+    health_fresh_ms=2000,
+    health_timeout_ms=2000,
+    ack_timeout_ms=5000,
+    resume_window_ms=10_000,
+    stale_after_ms=30_000,
+    interest_wait_ms=5000,
+    rematch_after_ms=60_000,
+    skip_limit=3,
+    skip_window_ms=600_000,
+    cooldowns_ms=(60_000, 300_000),
+    good_call_ms=60_000,
+    scan_limit=3,  # below the number of users, so that the bound on the scan matters
+    eta_window_ms=60_000,
+)
+users = st.sampled_from(USERS)
+
+
+def memory_state(mm: Matchmaker, now: int) -> dict[str, Any]:
+    """Everything the memory store holds, in the shape `redis_state` reads it."""
+    return {
+        "users": [
+            (
+                u.user_id,
+                u.display_name,
+                u.session_id,
+                u.node_id,
+                u.presence.value,
+                u.last_heard,
+                u.status.value,
+                sorted(u.prefs.interests),
+                u.prefs.lang,
+                u.ticket,
+                u.match_id,
+                u.last_match_id,
+                u.last_partner_id,
+                u.away_since,
+                u.order,
+            )
+            for u in mm.users.values()  # in the dict's order, which the sweep follows
+        ],
+        "queue": [(uid, mm.users[uid].ticket) for uid in mm.queue],
+        "last_ticket": mm._last_ticket,
+        "matches": {
+            m.match_id: (
+                m.users,
+                m.phase.value,
+                m.created_at,
+                list(m.common_interests),
+                m.tickets,
+                list(m.probing.items()),
+                sorted(m.acked),
+                m.proposed_at,
+                m.confirmed_at,
+            )
+            for m in mm.matches.values()
+        },
+        "deadlines": {(k.value, key): at for (k, key), at in mm.deadlines._current.items()},
+        "heap": sorted((at, n + 1, k.value, key) for at, n, k, key in mm.deadlines._heap),
+        "blocks": {uid: sorted(b) for uid, b in mm.compat.blocks.items() if b},
+        "recent": sorted((tuple(pair), at) for pair, at in mm.compat.recent.items()),
+        "skips": {uid: (r.skips, r.level, r.cooldown_until) for uid, r in mm.skips.items()},
+        "pairings": sorted(t for t in mm.rate._times if t > now - RULES.eta_window_ms),
+    }
+
+
+async def redis_state(client: aioredis.Redis, keys: PartitionKeys, now: int) -> dict[str, Any]:
+    """Everything the Redis store holds for USERS, read straight from its keys."""
+    rows = []
+    for uid in USERS:
+        h = await client.hgetall(keys.user(uid))
+        if h:
+            rows.append((int(h["seq"]), uid, h))
+    matches = {}
+    pattern = keys.scan_pattern("match")
+    async for name in client.scan_iter(match=pattern, count=1000):
+        h = await client.hgetall(name)
+        flat = json.loads(h.get("probing") or "[]")
+        matches[name.removeprefix(pattern[:-1])] = (
+            (h["a"], h["b"]),
+            h["phase"],
+            int(h["created"]),
+            json.loads(h["common"] or "[]"),
+            {h["a"]: int(h["ta"]), h["b"]: int(h["tb"])},
+            [(u, int(t)) for u, t in zip(flat[::2], flat[1::2], strict=True)],
+            sorted(json.loads(h.get("acked") or "[]")),
+            _int(h.get("proposed")),
+            _int(h.get("confirmed")),
+        )
+    heap = []
+    for member, at in await client.zrange(keys.key("deadlines"), 0, -1, withscores=True):
+        seq, kind, key = member.split("|", 2)
+        heap.append((int(at), int(seq), kind, key))
+    recent = []
+    for member, at in await client.zrange(keys.key("recent"), 0, -1, withscores=True):
+        size, rest = member.split(":", 1)
+        recent.append(((rest[: int(size)], rest[int(size) + 1 :]), int(at)))
+    skips = {}
+    for uid in USERS:
+        r = await client.hgetall(keys.key("skips", uid))
+        if r:
+            times = [int(t) for t in r["times"].split(",") if t]
+            skips[uid] = (times, int(r["level"]), int(r["until"]))
+    blocks = {}
+    for uid in USERS:
+        if blocked := await client.smembers(keys.key("blocks", uid)):
+            blocks[uid] = sorted(blocked)
+    horizon = f"({now - RULES.eta_window_ms}"
+    pairings = await client.zrangebyscore(keys.key("pairings"), horizon, "+inf", withscores=True)
+    last_ticket = await client.hget(keys.key("counters"), "last_ticket")
+    deadlines = await client.hgetall(keys.key("deadline_at"))
+    return {
+        "users": [
+            (
+                uid,
+                h["name"],
+                h["session"],
+                h["node"],
+                h["presence"],
+                int(h["heard"]),
+                h["status"],
+                json.loads(h.get("interests", "[]")),
+                h.get("lang"),
+                _int(h.get("ticket")),
+                h.get("match"),
+                h.get("last_match"),
+                h.get("last_partner"),
+                _int(h.get("away_since")),
+                int(h.get("order", 0)),
+            )
+            for _, uid, h in sorted(rows)
+        ],
+        "queue": [
+            (uid, int(t)) for uid, t in await client.zrange(keys.queue(), 0, -1, withscores=True)
+        ],
+        "last_ticket": int(last_ticket or 0),
+        "matches": matches,
+        "deadlines": {tuple(f.split("|", 1)): int(at) for f, at in deadlines.items()},
+        "heap": sorted(heap),
+        "blocks": blocks,
+        "recent": sorted(recent),
+        "skips": skips,
+        "pairings": sorted(int(t) for _, t in pairings),
+    }
+
+
+def _int(value: str | None) -> int | None:
+    return None if value is None else int(value)
+
+
+class DifferentialMachine(RuleBasedStateMachine):
+    def __init__(self, redis_url: str) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        prefix = f"pd-{uuid.uuid4().hex[:12]}"
+        self.memory = MemoryStore(RULES, id_suffix=lambda: "")
+        # The store's client returns bytes; the inspecting one decodes (both paths are real).
+        self.redis = RedisStore(
+            aioredis.Redis.from_url(redis_url), RULES, prefix=prefix, id_suffix=lambda: ""
+        )
+        self.inspect = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        self.keys = PartitionKeys(prefix)
+        self.now = 1_000_000
+        self.sessions = itertools.count()
+
+    def teardown(self) -> None:
+        async def clean() -> None:
+            names = [k async for k in self.inspect.scan_iter(match=f"{self.keys.prefix}*")]
+            if names:
+                await self.inspect.delete(*names)
+            await self.inspect.aclose()
+            await self.redis.close()
+
+        try:
+            self.loop.run_until_complete(clean())
+        finally:
+            self.loop.close()
+
+    @property
+    def mm(self) -> Matchmaker:
+        return self.memory.mm
+
+    def both(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Run `method` on both stores (each with its own copy of the arguments) and require
+        the same outcome."""
+        results = []
+        for store in (self.memory, self.redis):
+            call = getattr(store, method)(*copy.deepcopy(args), **kwargs)
+            try:
+                results.append(self.loop.run_until_complete(call))
+            except Exception as exc:
+                results.append(exc)
+        want, got = (outcome(r) for r in results)
+        assert got == want, f"{method}{args}:\n memory {results[0]!r}\n redis  {results[1]!r}"
+        return results[0]
+
+    def match_of(self, user_id: str) -> str:
+        user = self.mm.users.get(user_id)
+        if user and user.match_id:
+            return user.match_id
+        if user and user.last_match_id:
+            return user.last_match_id
+        return "m-unknown"
+
+    # ---------------------------------------------------------------- rules
+
+    @rule(user=users, node=st.sampled_from(NODES))
+    def hello(self, user: str, node: str) -> None:
+        self.both("attach", user, user.upper(), node, f"s{next(self.sessions)}", self.now)
+
+    @rule(user=users, current=st.booleans())
+    def drop(self, user: str, current: bool) -> None:
+        session = self.mm.session_of(user) if current else "s-gone"
+        self.both("detach", user, session or "s-none", self.now)
+
+    @rule(node=st.sampled_from(NODES))
+    def node_dies(self, node: str) -> None:
+        self.both("node_lost", node, self.now)
+
+    @rule(user=users)
+    def renew(self, user: str) -> None:
+        self.both("renew_session", user, f"r{next(self.sessions)}")
+
+    @rule(
+        user=users,
+        interests=st.sets(st.sampled_from(["a", "b", "é", "😀"])),
+        lang=st.sampled_from([None, "", "en", "fr"]),
+    )
+    def join(self, user: str, interests: set[str], lang: str | None) -> None:
+        self.both("join", user, frozenset(interests), lang, self.now)
+
+    @rule(user=users)
+    def leave(self, user: str) -> None:
+        self.both("leave", user, self.now)
+
+    @rule(user=users)
+    def ack(self, user: str) -> None:
+        self.both("heard", user, self.now)
+        self.both("ack", user, self.match_of(user), self.now)
+
+    @rule(user=users)
+    def heard(self, user: str) -> None:
+        self.both("heard", user, self.now)
+
+    @rule(user=users)
+    def skip(self, user: str) -> None:
+        self.both("skip", user, self.match_of(user), self.now)
+
+    @rule(user=users, block=st.booleans())
+    def end(self, user: str, block: bool) -> None:
+        self.both("end", user, self.match_of(user), self.now, block=block)
+
+    @rule(user=users, kind=st.sampled_from(["chat", "signal"]))
+    def relay(self, user: str, kind: str) -> None:
+        message = {"type": kind, "text": "hi"} if kind == "chat" else {"type": kind, "data": {}}
+        self.both("relay", user, self.match_of(user), message, self.now)
+
+    @rule(user=users)
+    def media_lost(self, user: str) -> None:
+        self.both("media_lost", user, self.match_of(user), self.now)
+
+    @rule(user=users, interests=st.sets(st.sampled_from(["a", "b"])))
+    def hello_and_join(self, user: str, interests: set[str]) -> None:
+        if user not in self.mm.users:
+            self.hello(user, NODES[0])
+        self.both("join", user, frozenset(interests), None, self.now)
+
+    @rule()
+    def everyone_answers_and_acks(self) -> None:
+        for user_id in list(self.mm.users):
+            self.both("heard", user_id, self.now)
+        for match in list(self.mm.matches.values()):
+            for user_id in match.users:
+                self.both("ack", user_id, match.match_id, self.now)
+
+    @rule(dt=st.one_of(st.integers(0, 1500), st.integers(0, 12_000), st.integers(0, 70_000)))
+    def time_passes(self, dt: int) -> None:
+        self.now += dt
+        self.both("expire", self.now)
+
+    @rule()
+    def sweep(self) -> None:
+        self.both("sweep_stale", self.now)
+
+    # ---------------------------------------------------------------- the same, everywhere
+
+    @invariant()
+    def same_views(self) -> None:
+        for user_id in USERS:
+            self.both("snapshot", user_id, self.now)
+        self.both("queue_status", [*USERS, "nobody"], self.now)
+        self.both("next_deadline")
+
+    @invariant()
+    def same_state(self) -> None:
+        self.mm.check_invariants()
+        want = memory_state(self.mm, self.now)
+        got = self.loop.run_until_complete(redis_state(self.inspect, self.keys, self.now))
+        for part, value in want.items():
+            assert got[part] == value, f"{part}:\n memory {value}\n redis  {got[part]}"
+
+
+@pytest.mark.timeout(300)
+def test_redis_store_behaves_as_the_memory_store(redis_url: str) -> None:
+    run_state_machine_as_test(
+        lambda: DifferentialMachine(redis_url),
+        settings=settings(
+            max_examples=int(os.environ.get("DIFF_EXAMPLES", "100")),
+            stateful_step_count=50,
+            deadline=None,
+            phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
