@@ -43,7 +43,12 @@ class RunningServer:
     async def stop(self, sig: int = signal.SIGTERM) -> int:
         if self.process.returncode is None:
             self.process.send_signal(sig)
-        code = await asyncio.wait_for(self.process.wait(), 15)
+        try:
+            code = await asyncio.wait_for(self.process.wait(), 20)
+        except TimeoutError:
+            self.log.append("--- not stopped 20 s after the signal: killed\n")
+            self.process.kill()
+            code = await self.process.wait()
         if self._drain is not None:
             await self._drain
         return code

@@ -41,6 +41,9 @@ def run_server(settings: Settings) -> None:
         log_config=None,
         access_log=False,
         server_header=False,
+        # Clients get 1012 and a close handshake; one that never answers must not hold the
+        # node's shutdown (or a rolling restart) forever.
+        timeout_graceful_shutdown=10,
     )
     uvicorn.Server(config).run()
 

@@ -23,7 +23,13 @@ def start_nodes(start_server: ServerFactory, redis_url: str, redis_prefix: str) 
                 PAIRLINE_NODE_ID=f"node{i + 1}",
                 PAIRLINE_NODE_TIMEOUT_MS=1000,
                 PAIRLINE_SECRET="cluster-test-secret",  # every node accepts every token
-                **{"PAIRLINE_ACK_TIMEOUT_MS": 5000, **settings},  # several nodes load 2 cores
+                # As with the defaults, a dead node is found (1 s) well before its users would
+                # count as stale (2 missed pings): several nodes on 2 cores need a 5 s ack.
+                **{
+                    "PAIRLINE_ACK_TIMEOUT_MS": 5000,
+                    "PAIRLINE_PING_INTERVAL_MS": 2000,
+                    **settings,
+                },
             )
             for i in range(count)
         ]
