@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint check-tests bench clean
+.PHONY: serve test lint check-tests soak bench clean
 
 $(VENV)/.serve: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,14 @@ lint: $(VENV)/.test
 	$(BIN)/mypy
 
 # Servers under test are subprocesses that mostly wait: four workers keep two cores busy.
+# The heavy churn runs load both cores by themselves, so they follow, one at a time.
 check-tests: $(VENV)/.test
-	$(BIN)/python -m pytest -n 4 --dist loadfile
+	$(BIN)/python -m pytest -n 4 --dist loadfile -m "not heavy and not soak"
+	$(BIN)/python -m pytest -m heavy
+
+# Three nodes, 300 random users, with and without a node killed mid-run (a few minutes).
+soak: $(VENV)/.test
+	$(BIN)/python -m pytest -m soak -v
 
 test: lint check-tests
 

@@ -12,6 +12,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from pairline.client import Client, ClientError, CommandError
 
 END_COMMANDS = ("skip", "end")
@@ -21,7 +23,7 @@ END_COMMANDS = ("skip", "end")
 class User:
     client: Client
     rng: random.Random
-    ended: list[tuple[int, str]] = field(default_factory=list)  # (log position, match id)
+    ended: dict[str, str] = field(default_factory=dict)  # command id → the call it ended
 
 
 @dataclass
@@ -42,17 +44,15 @@ async def _act(user: User, stop_at: float, actions: dict[str, int]) -> None:
                 actions["join"] += 1
                 await client.join(interests=rng.sample(["a", "b", "c"], rng.randint(0, 1)))
             elif status == "in_call" and client.match_id:
-                await asyncio.sleep(rng.uniform(0.1, 1.0))  # the user's own pace, not a sync
+                await asyncio.sleep(rng.uniform(0.5, 2.0))  # the user's own pace, not a sync
                 match_id = client.match_id
                 roll = rng.random()
-                if roll < 0.35:
-                    actions["skip"] += 1
-                    await client.skip(match_id)
-                    user.ended.append((len(client.events_log), match_id))
-                elif roll < 0.5:
-                    actions["end"] += 1
-                    await client.end(match_id)
-                    user.ended.append((len(client.events_log), match_id))
+                if roll < 0.5:
+                    command = "skip" if roll < 0.35 else "end"
+                    actions[command] += 1
+                    command_id = f"{command}-{len(user.ended)}"
+                    user.ended[command_id] = match_id
+                    await getattr(client, command)(match_id, id=command_id)
                 elif roll < 0.55 and client.connected:
                     actions["drop"] += 1
                     await client.drop(reconnect=True)
@@ -61,7 +61,7 @@ async def _act(user: User, stop_at: float, actions: dict[str, int]) -> None:
                     await client.chat("hi")
             else:
                 kinds = ("match_confirmed", "partner_left", "match_cancelled", "queue_cancelled")
-                await client.wait_for(kinds, timeout=rng.uniform(0.3, 1.5))
+                await client.wait_for(kinds, timeout=rng.uniform(0.5, 2.0))
         except (CommandError, TimeoutError):
             continue  # raced with the partner, or nothing happened yet: look again
         except ClientError:
@@ -92,7 +92,7 @@ async def run_churn(
         await asyncio.sleep(seconds / 2)
         await midway()
     await asyncio.gather(*tasks)
-    states = await _settled_states(people, settle_s)
+    states = await _settled_states(people, urls, settle_s)
     violations = check_logs(people, states)
     confirmed = len(
         {
@@ -107,18 +107,35 @@ async def run_churn(
     return ChurnReport(users, confirmed, violations, actions)
 
 
-async def _settled_states(people: list[User], settle_s: float) -> dict[str, dict[str, Any]]:
-    """Every user's state once no proposal is left open (ack timeouts and resumes done)."""
+async def _status(urls: list[str], token: str | None) -> dict[str, Any]:
+    """GET /v1/status from the first node that answers (one may have been killed)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(timeout=5) as http:
+        for url in urls:
+            try:
+                response = await http.get(f"{url}/v1/status", headers=headers)
+            except httpx.TransportError:
+                continue
+            return dict(response.json())
+    raise RuntimeError("no node answers")
+
+
+async def _settled_states(
+    people: list[User], urls: list[str], settle_s: float
+) -> dict[str, dict[str, Any]]:
+    """Every user's state once settled: no proposal open, and two reads in a row agree (the
+    states are read one by one, so a call ending mid-read must not look one-sided)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settle_s
+    previous: dict[str, dict[str, Any]] = {}
     while True:
         states = {}
         for person in people:
-            states[person.client.user_id] = dict(await person.client.refresh_state())
-        open_proposals = [u for u, s in states.items() if s["status"] == "proposed"]
-        if not open_proposals or loop.time() > deadline:
+            states[person.client.user_id] = await _status(urls, person.client.token)
+        proposals_open = any(s["status"] == "proposed" for s in states.values())
+        if (states == previous and not proposals_open) or loop.time() > deadline:
             return states
-        await asyncio.sleep(0.25)  # proposals resolve within the ack timeout
+        previous = states
 
 
 def check_logs(people: list[User], states: dict[str, dict[str, Any]]) -> list[str]:
@@ -173,10 +190,13 @@ def _overlaps(person: User) -> list[str]:
     marks: list[tuple[int, int, str, Any]] = []  # (position, order, kind, detail)
     for position, welcome in zip(client.welcome_positions, client.welcomes, strict=True):
         marks.append((position, 0, "welcome", welcome))
-    for position, match_id in person.ended:
-        marks.append((position, 1, "ended", match_id))
+    # A welcome at position p came after p events, i.e. after events 0 … p-1 and before event
+    # p. The user's own skip or end ended its call where its reply stands in the log.
     for index, event in enumerate(client.events_log):
-        marks.append((index + 1, 2, event.type, event.raw))
+        marks.append((index, 2, event.type, event.raw))
+        ended = person.ended.get(event.raw.get("re", "")) if event.type == "reply" else None
+        if ended is not None:
+            marks.append((index + 1, 1, "ended", ended))
     marks.sort(key=lambda m: (m[0], m[1]))
     current: str | None = None
     found = []

@@ -28,10 +28,13 @@ def in_call(match_id: str, partner: str) -> dict[str, Any]:
 
 def test_a_clean_history_passes() -> None:
     ann = user_with("ann", [confirmed("m1"), {"type": "partner_left", "match_id": "m1"}])
-    bob = user_with("bob", [confirmed("m1")])
-    bob.ended.append((1, "m1"))
+    bob = user_with(
+        "bob", [confirmed("m1"), {"type": "reply", "re": "end-0", "ok": True}, confirmed("m2")]
+    )
+    cat = user_with("cat", [confirmed("m2")])
+    bob.ended["end-0"] = "m1"  # bob's own end, answered before m2 began
     idle = {"status": "idle", "match": None}
-    assert check_logs([ann, bob], {"ann": idle, "bob": idle}) == []
+    assert check_logs([ann, bob, cat], {"ann": idle, "bob": idle}) == []
 
 
 def test_a_call_only_one_side_was_told_of_is_a_split_brain() -> None:

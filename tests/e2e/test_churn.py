@@ -8,6 +8,7 @@ from tests.cluster.churn import run_churn
 from tests.conftest import ServerFactory
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(180)
 async def test_one_node_under_churn_keeps_every_invariant(start_server: ServerFactory) -> None:
     server = await start_server(PAIRLINE_SKIP_LIMIT=0, PAIRLINE_RESUME_WINDOW_MS=3000)

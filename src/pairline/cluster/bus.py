@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 log = structlog.get_logger("pairline.bus")
 
 BACKOFF_S = (0.1, 0.25, 0.5, 1.0, 2.0)
+PUBLISH_BATCH = 500
 Handler = Callable[[str, list[Any]], None]
 
 
@@ -42,6 +43,8 @@ class NodeBus:
         self._encode = msgspec.json.Encoder().encode
         self._decode = msgspec.json.Decoder().decode
         self._task: asyncio.Task[None] | None = None
+        self._publisher: asyncio.Task[None] | None = None
+        self._outgoing: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self._subscribed = asyncio.Event()
 
     def channel(self, node_id: str) -> str:
@@ -49,22 +52,34 @@ class NodeBus:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="pairline-bus")
+        self._publisher = asyncio.create_task(self._publish(), name="pairline-bus-publisher")
         await asyncio.wait_for(self._subscribed.wait(), 10)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._publisher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     def publish(self, node_id: str, item: list[Any]) -> None:
-        """Fire and forget: the receiving side's snapshot covers a message lost in a gap."""
-        payload = self._encode([self.node_id, item])
-        task = asyncio.ensure_future(self._publish(self.channel(node_id), payload))
-        task.add_done_callback(_log_failure)
+        """Queue a message for another node. One publisher sends them in order, in pipelined
+        batches; one lost in a failure is covered by the receiver's resync (see registry)."""
+        self._outgoing.put_nowait((self.channel(node_id), self._encode([self.node_id, item])))
 
-    async def _publish(self, channel: str, payload: bytes) -> None:
-        await self.client.publish(channel, payload)
+    async def _publish(self) -> None:
+        outgoing = self._outgoing
+        while True:
+            batch = [await outgoing.get()]
+            while not outgoing.empty() and len(batch) < PUBLISH_BATCH:
+                batch.append(outgoing.get_nowait())
+            try:
+                async with self.client.pipeline(transaction=False) as pipe:
+                    for channel, payload in batch:
+                        pipe.publish(channel, payload)
+                    await pipe.execute()
+            except (RedisError, OSError) as exc:
+                log.warning("bus_publish_failed", messages=len(batch), error=str(exc))
 
     async def _listen(self) -> None:
         attempt = 0
@@ -97,8 +112,3 @@ class NodeBus:
             self._on_message(origin, item)
         except Exception:
             log.exception("bus_message_failed", node=self.node_id)
-
-
-def _log_failure(task: asyncio.Future[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("bus_publish_failed", error=str(task.exception()))

@@ -71,11 +71,11 @@ class Matchmaker:
             )
             return new_session_id, True, []
         effects: Effects = []
-        if user.node_id != node_id and user.presence is Presence.ONLINE:
-            # Taken over from another node: that node drops its copy and closes the connection.
-            effects.append(
-                fx.EndSession(user_id, user.node_id, user.session_id, CloseCode.REPLACED)
-            )
+        if user.node_id != node_id:
+            # Taken over from another node: that node drops its copy of the session, closing
+            # the connection if it still has one.
+            code = CloseCode.REPLACED if user.presence is Presence.ONLINE else None
+            effects.append(fx.EndSession(user_id, user.node_id, user.session_id, code))
         user.node_id = node_id
         user.last_heard = now
         if user.presence is Presence.AWAY:
@@ -524,7 +524,7 @@ class Matchmaker:
         match = self.matches.get(match_id)
         if match is None or match.phase is not MatchPhase.CHECKING:
             return
-        failed = set(match.probing)
+        failed = list(match.probing)  # in probe order: deterministic, as the Redis port is
         for uid in failed:  # from its side it was still waiting in the queue
             effects.append(self._send(uid, _QUEUE_TIMED_OUT))
         outcomes = {

@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 
 from pairline.auth import GuestTokens
+from pairline.core import effects as fx
 from pairline.core.protocol import (
     PROTOCOL_VERSION,
     Ack,
@@ -28,6 +29,7 @@ from pairline.core.protocol import (
 )
 from pairline.engine import Engine
 from pairline.errors import BadRequest, Internal, PairlineError, ProtocolError, StoreUnavailable
+from pairline.store.base import Attached
 from pairline.transport.registry import SessionRegistry
 from pairline.transport.session import Connection, Session
 
@@ -82,13 +84,14 @@ class Gateway:
             session = Session(
                 attached.session_id, user_id, identity.display_name, self.replay_limit
             )
-            session.order = attached.order  # its state snapshot covers everything before
+            session.order = _order_before(attached, user_id)
             self.registry.add(session)
             seen = 0
             if not attached.fresh:
                 # The session's stream lives on another node (or died with it): it cannot go
                 # on here, so it gets a new id while the user's state carries on.
                 session = await self._renew(session)
+        self.registry.unexpect(user_id)  # (an existing session took the events directly)
         resumed = hello.resume == session.session_id and not attached.fresh
         if resumed and session.replay_after(hello.last_seq) is None:
             # Too far behind to replay: a fresh session, while the user's state carries on.
@@ -232,3 +235,11 @@ class Gateway:
             conn, session.conn = session.conn, None
             if conn is not None:
                 conn.close(1001, "server shutting down")
+
+
+def _order_before(attached: Attached, user_id: str) -> int:
+    """Where a new local session's event order starts: before this hello's own effects for
+    the user (a re-pairing on resume, say), which then follow the welcome as live messages;
+    what came earlier is in the welcome's state snapshot."""
+    own = [e.order for e in attached.effects if isinstance(e, fx.Send) and e.user_id == user_id]
+    return min(own) - 1 if own else attached.order

@@ -14,7 +14,9 @@ from pairline.transport.session import Session
 log = structlog.get_logger("pairline.registry")
 
 # How long events that overtook an earlier one wait for it before it is given up for lost.
-ORDER_GAP_S = 1.0
+# Only a dead node loses events; a busy one delays them, so this errs long (but well inside
+# the resume window).
+ORDER_GAP_S = 5.0
 
 
 class SessionRegistry:
@@ -26,6 +28,9 @@ class SessionRegistry:
     def __init__(self, ping_interval_ms: int) -> None:
         self._sessions: dict[str, Session] = {}
         self._ping_interval_s = ping_interval_ms / 1000
+        # Events for users whose hello is under way here: they can arrive (from other nodes)
+        # before the session that will take them exists.
+        self._expected: dict[str, dict[int, dict[str, Any]]] = {}
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -33,11 +38,22 @@ class SessionRegistry:
     def get(self, user_id: str) -> Session | None:
         return self._sessions.get(user_id)
 
+    def expect(self, user_id: str) -> None:
+        """A hello for this user is under way: hold its events until its session exists."""
+        self._expected.setdefault(user_id, {})
+
+    def unexpect(self, user_id: str) -> None:
+        self._expected.pop(user_id, None)
+
     def add(self, session: Session) -> None:
+        """Hold the session, and give it whatever events arrived for it while it was made."""
         old = self._sessions.get(session.user_id)
         if old is not None and old is not session:
             self._forget(old, close_code=None)
         self._sessions[session.user_id] = session
+        early = self._expected.pop(session.user_id, None) or {}
+        for order in sorted(early):
+            self.send("", session.user_id, early[order], order)
 
     def sessions(self) -> list[Session]:
         return list(self._sessions.values())
@@ -46,9 +62,18 @@ class SessionRegistry:
 
     def send(self, node_id: str, user_id: str, message: dict[str, Any], order: int) -> None:
         session = self._sessions.get(user_id)
-        if session is not None and session.deliver(order, message) and session.gap_handle is None:
+        if session is None and user_id in self._expected:
+            self._expected[user_id][order] = message
+            return
+        if session is None:
+            return
+        waiting = session.deliver(order, message)
+        if waiting and session.gap_handle is None:
             loop = asyncio.get_running_loop()
             session.gap_handle = loop.call_later(ORDER_GAP_S, self._gap_expired, session)
+        elif not waiting and session.gap_handle is not None:
+            session.gap_handle.cancel()  # the late event came: the gap closed by itself
+            session.gap_handle = None
 
     def push_position(self, user_id: str, message: dict[str, Any], as_of: int) -> None:
         session = self._sessions.get(user_id)
@@ -56,11 +81,11 @@ class SessionRegistry:
             session.push(message)
 
     def _gap_expired(self, session: Session) -> None:
-        """An event never came (its node died, or its publish failed): deliver what waited,
-        then make the client resume so its welcome's state covers what was missed."""
+        """An event never came (its node died, or its publish failed): make the client resume,
+        so that its welcome's state covers what it missed, rather than see events out of order."""
         session.gap_handle = None
         log.warning("event_gap", user_id=session.user_id, order=session.order)
-        session.skip_gap()
+        session.abandon_gap()
         conn, session.conn = session.conn, None
         self.stop_pings(session)
         if conn is not None:

@@ -71,11 +71,13 @@ class Session:
             self.push(self._held.pop(self.order))
         return bool(self._held)
 
-    def skip_gap(self) -> None:
-        """Give up on a missing event (lost with a dead node): push what waited behind it."""
-        for order in sorted(self._held):
-            self.order = order
-            self.push(self._held.pop(order))
+    def abandon_gap(self) -> None:
+        """Give up on a missing event (lost with a dead node). What waited behind it is dropped
+        too, never delivered out of order: the caller makes the client resync from a snapshot,
+        which already reflects all of them."""
+        if self._held:
+            self.order = max(self._held)
+            self._held.clear()
 
     def push(self, message: dict[str, Any]) -> int:
         """Number, buffer and (if connected) send one message; return its seq."""

@@ -10,9 +10,12 @@ return run(function()
     create_user(uid, name, node, new_session)
     return done({new_session, 1, 0})
   end
-  if u.node ~= node and u.presence == "online" then
-    -- Taken over from another node: that node drops its copy and closes the connection.
-    emit({"end_session", uid, u.node, u.session, REPLACED_CLOSE})
+  if u.node ~= node then
+    -- Taken over from another node: that node drops its copy of the session, closing the
+    -- connection if it still has one.
+    local code = false
+    if u.presence == "online" then code = REPLACED_CLOSE end
+    emit({"end_session", uid, u.node, u.session, code})
   end
   if u.node ~= node then
     redis.call("SREM", key("node", u.node), uid)
