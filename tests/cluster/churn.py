@@ -44,8 +44,8 @@ async def _act(user: User, stop_at: float, actions: dict[str, int]) -> None:
                 actions["join"] += 1
                 await client.join(interests=rng.sample(["a", "b", "c"], rng.randint(0, 1)))
             elif status == "in_call" and client.match_id:
+                match_id = client.match_id  # the call this user sees, whatever comes meanwhile
                 await asyncio.sleep(rng.uniform(0.5, 2.0))  # the user's own pace, not a sync
-                match_id = client.match_id
                 roll = rng.random()
                 if roll < 0.5:
                     command = "skip" if roll < 0.35 else "end"
@@ -75,7 +75,7 @@ async def run_churn(
     seconds: float,
     seed: int,
     midway: Any = None,
-    settle_s: float = 8.0,
+    settle_s: float = 20.0,
 ) -> ChurnReport:
     """Drive `users` clients over `urls` for `seconds`, then check every invariant."""
     rng = random.Random(seed)
