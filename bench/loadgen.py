@@ -16,6 +16,7 @@ import itertools
 import random
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from multiprocessing.connection import Connection
 from typing import Any
@@ -27,15 +28,30 @@ from websockets.exceptions import ConnectionClosed
 
 Record = tuple[float, str, str, str, Any]  # (t, user_id, kind, match_id, extra)
 
+# WebSocket frames of this worker's users after hello: "rx" server -> client, "tx" client -> server.
+FRAMES: Counter[str] = Counter()
+
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
 
 class User:
-    """One simulated user; with churn=False (burst mode) it stays in its first call."""
+    """One simulated user; with churn=False (burst mode) it stays in its first call.
 
-    def __init__(self, name: str, rng: random.Random, log: list[Record], churn: bool) -> None:
+    With `chat_interval` > 0 it also sends a `chat` to its partner every `chat_interval` s of a
+    call (the first at a uniform random point of the first interval).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        rng: random.Random,
+        log: list[Record],
+        churn: bool,
+        chat_interval: float = 0.0,
+    ) -> None:
         self.name, self.rng, self.log, self.churn = name, rng, log, churn
+        self.chat_interval = chat_interval
         self.ws: ClientConnection | None = None
         self.reader: asyncio.Task[None] | None = None
         self.user_id = ""
@@ -79,7 +95,9 @@ class User:
         assert self.ws is not None
         try:
             while True:
-                await self.on_message(_decode(await self.ws.recv(decode=False)))
+                data = await self.ws.recv(decode=False)
+                FRAMES["rx"] += 1
+                await self.on_message(_decode(data))
         except ConnectionClosed as exc:
             if not self.closing:
                 self.record("dropped", "", exc.rcvd.code if exc.rcvd is not None else 1006)
@@ -90,6 +108,7 @@ class User:
         assert self.ws is not None
         with contextlib.suppress(ConnectionClosed):
             await self.ws.send(_encode(message), text=True)
+            FRAMES["tx"] += 1
 
     def record(self, kind: str, match_id: str, extra: Any = None) -> None:
         self.log.append((time.time(), self.user_id, kind, match_id, extra))
@@ -123,6 +142,14 @@ class User:
     ) -> asyncio.TimerHandle:
         loop = asyncio.get_running_loop()
         return loop.call_later(delay, lambda: loop.create_task(action(*args)))
+
+    async def chat(self, match_id: str) -> None:
+        """One `chat` to the partner while the call lasts, then the next one later."""
+        if self.stopping or self.call != match_id:
+            return
+        self.record("chat_sent", match_id)
+        await self.send({"type": "chat", "match_id": match_id, "text": "hello"})
+        self.later(self.chat_interval, self.chat, match_id)
 
     def rejoin_later(self, delay: float | None = None) -> None:
         self.later(self.rng.uniform(0.1, 0.5) if delay is None else delay, self.join)
@@ -171,6 +198,8 @@ class User:
         self.confirmed.set()
         if self.churn and not self.stopping:
             self.timer = self.later(self.rng.uniform(0.5, 2.0), self.hang_up, match_id)
+        if self.chat_interval > 0 and not self.stopping:
+            self.later(self.rng.uniform(0, self.chat_interval), self.chat, match_id)
 
     async def on_match_cancelled(self, msg: dict[str, Any]) -> None:
         self.proposed = None
@@ -196,7 +225,11 @@ class User:
         self.rejoin_later()
 
     async def on_ping(self, msg: dict[str, Any]) -> None:
+        self.record("ping", "")
         await self.send({"type": "pong", "nonce": msg.get("nonce")})
+
+    async def on_chat(self, msg: dict[str, Any]) -> None:
+        self.record("chat", msg.get("match_id", ""))
 
 
 # ---- one worker process -------------------------------------------------------------------
@@ -232,10 +265,16 @@ async def guest_token(base: str, name: str) -> str:
     return token
 
 
-async def _connect_all(users: list[User], base: str) -> list[User]:
+def node_urls(urls: list[str], first: int, count: int) -> list[str]:
+    """Round-robin over the nodes by the users' global index (`first` is this worker's first)."""
+    return [urls[(first + i) % len(urls)] for i in range(count)]
+
+
+async def _connect_all(users: list[User], bases: list[str]) -> list[User]:
+    """Connect every user to its own node (`bases[i]` for `users[i]`), 64 at a time."""
     gate = asyncio.Semaphore(64)
 
-    async def one(user: User) -> bool:
+    async def one(user: User, base: str) -> bool:
         async with gate:
             try:
                 await user.connect(base)
@@ -244,7 +283,7 @@ async def _connect_all(users: list[User], base: str) -> list[User]:
                 user.record("connect_failed", "", repr(exc))
                 return False
 
-    ok = await asyncio.gather(*(one(u) for u in users))
+    ok = await asyncio.gather(*(one(u, b) for u, b in zip(users, bases, strict=True)))
     return [u for u, good in zip(users, ok, strict=True) if good]
 
 
@@ -255,15 +294,17 @@ async def _run(plan: dict[str, Any], pipe: Connection) -> None:
     rng = random.Random(plan["seed"] * 1000 + plan["index"])
     churn = not plan["burst"]
     names = [f"bench-{plan['index']}-{i}" for i in range(plan["users"])]
-    users = [User(name, random.Random(rng.random()), log, churn) for name in names]
-    live = await _connect_all(users, plan["url"])
+    chat = float(plan.get("chat_interval") or 0.0)
+    users = [User(n, random.Random(rng.random()), log, churn, chat) for n in names]
+    live = await _connect_all(users, node_urls(plan["urls"], plan["first"], len(users)))
     pipe.send(("connected", len(live)))
     sched: dict[str, float] = await loop.run_in_executor(None, pipe.recv)
     lags: list[tuple[float, float]] = []
     watcher = loop.create_task(_watch_lag(lags))
     await _sleep_until(sched["t_join"])
-    cpu0 = time.process_time()
-    await asyncio.gather(*(u.join() for u in live))
+    cpu0, frames0 = time.process_time(), FRAMES.copy()
+    if not plan.get("idle"):
+        await asyncio.gather(*(u.join() for u in live))
     if plan["burst"] and live:
         waits = [loop.create_task(u.confirmed.wait()) for u in live]
         _, late = await asyncio.wait(waits, timeout=max(0.0, sched["t1"] - time.time()))
@@ -271,16 +312,16 @@ async def _run(plan: dict[str, Any], pipe: Connection) -> None:
             task.cancel()
     elif not plan["burst"]:
         await _sleep_until(sched["t0"])
-        cpu0 = time.process_time()
+        cpu0, frames0 = time.process_time(), FRAMES.copy()
         await _sleep_until(sched["t1"])
-    cpu1 = time.process_time()
+    cpu1, frames = time.process_time(), FRAMES - frames0
     for user in live:
         user.stopping = True
     pipe.send(("settled", time.time()))
     await asyncio.sleep(plan["grace"])
     watcher.cancel()
     await asyncio.gather(*(u.close() for u in live))
-    result = {"log": log, "lags": lags, "cpu_window": cpu1 - cpu0}
+    result = {"log": log, "lags": lags, "cpu_window": cpu1 - cpu0, "frames": dict(frames)}
     pipe.send(("result", result))
 
 

@@ -1,13 +1,28 @@
 """Load benchmark of pairline's matchmaking: many users churning through 1:1 matches.
 
-    .venv/bin/python bench/matchmaking.py --users 1000 [--url URL | --spawn] [--ws native|asgi]
+    .venv/bin/python bench/matchmaking.py --users 1000 [--url URL[,URL...] | --spawn]
+        [--ws native|asgi] [--nodes N] [--redis URL|spawn] [--script-mix]
         [--duration 20] [--warmup 5] [--procs 2] [--burst] [--json out.json]
 
-Server: `--spawn` (the default without `--url`) starts `pairline serve` on a free port with quiet
-logs, `PAIRLINE_WS_IMPL` from `--ws`, `PAIRLINE_SKIP_LIMIT=0` (else the skip cool-down takes
-churning users out of the pool) and a scratch working directory, and stops it after. Its CPU time
-comes from /proc/PID/stat (utime+stime), its memory from /proc/PID/status (with `--url`, pass
-`--server-pid` for these).
+Server: `--spawn` (the default without `--url`) starts `--nodes` (default 1) `pairline serve`
+processes, each on a free port, with quiet logs, `PAIRLINE_WS_IMPL` from `--ws`,
+`PAIRLINE_SKIP_LIMIT=0` (else the skip cool-down takes churning users out of the pool), one shared
+random `PAIRLINE_SECRET` (a guest token must verify on every node), and a scratch working directory
+each; it stops them after. Their CPU time comes from /proc/PID/stat (utime+stime), their memory
+from /proc/PID/status (with `--url`, pass `--server-pid` once per node for these). User i connects
+to node i mod N (round-robin), for its guest token and its WebSocket alike.
+
+Redis: `--redis URL` gives every node `REDIS_URL=URL`, a fresh `PAIRLINE_REDIS_PREFIX`
+(`bench-<hex>`, whose keys are deleted after the run) and `PAIRLINE_NODE_ID=bench-n<i>`; these win
+over `--server-env`. `--redis spawn` first starts a private `redis-server` (free port, no
+persistence) and stops it after: on a Redis that others use too, Redis's CPU and command counts
+are theirs as much as ours. Two or more nodes need Redis (the memory store is per process).
+Redis's CPU is `INFO cpu` used_cpu_sys + used_cpu_user, its commands `INFO commandstats` (commands
+that scripts call count under their own names too), its memory `INFO memory` used_memory.
+`--script-mix` (with `--redis spawn`) logs commands of 50 µs or more in the private Redis's
+SLOWLOG and reports per script (sha1 mapped to the name as pairline's loader builds each script)
+its calls per match and its mean Redis-internal µs; `coverage` = scripts seen there / EVALSHA
+calls in commandstats (1.0: none ran faster than 50 µs).
 
 Load: `--users` users over `--procs` worker processes (bench/loadgen.py), each a uvloop of raw
 protocol clients (guest token, `hello`, ack every message at once, `pong` every `ping`), not the
@@ -20,7 +35,10 @@ Phases: connect everyone (not measured); all join at t_join; `--warmup` s (not m
 measured window [t0, t1) of `--duration` s. From t1 users send no command and ack no new
 `matched` (so nothing is confirmed after t1), read on for `--grace` s, then close. `--burst`:
 all join at once and stay in their first call; the window runs from t_join until every user is
-confirmed (or `--duration` is over).
+confirmed (or `--duration` is over). `--idle`: users connect and never join, so the window holds
+only pings and their pong and ack (with `--server-env PAIRLINE_PING_INTERVAL_MS=1000`, 1,000
+users get 1,000 pings/s). `--chat-interval S`: in each call, each user also sends a `chat` every
+S s, relayed to the partner, who acks it like any message.
 
 Metrics: events count by receipt time inside the window; times are time.time(), one clock for
 all processes of the machine.
@@ -32,15 +50,28 @@ all processes of the machine.
 - confirmed_matches(_per_s): distinct match_ids confirmed in the window (/ its length).
 - counts: `matched`/`match_confirmed` messages (two per match), commands sent; `cancelled`
   and `partner_left` by reason; `errors` by command:code; `dropped` connections by close code.
-- server_cpu_s, and µs per confirmed match / per skip: the window's whole server CPU divided by
-  each count (both include all the server did, so they are not additive).
+- server_cpu_s, and µs per confirmed match / skip / ping / chat sent: the window's whole server
+  CPU (all nodes) divided by each count (each includes all the server did, so they are not
+  additive; the ping figure is the one to use with --idle, the chat one with --chat-interval);
+  nodes: per node its users, CPU in the window (s), and RSS when connected (MiB).
+- redis (with --redis): cpu_s and cores in the window, cpu_us_per_match (Redis CPU / confirmed
+  matches), evalsha/publish calls per match, evalsha_us_per_call (Redis's own time inside
+  scripts, commandstats usec / calls), other_calls_per_match (everything else in commandstats:
+  mostly commands the scripts call, plus heartbeats), kb_per_connected_user (used_memory growth
+  while connecting / users); redis_cpu_us_per: Redis CPU per match / skip / ping / chat, as
+  for the server; redis_calls_per_match: the top commands; script_mix (with --script-mix):
+  per script `calls per match x mean µs inside Redis`, and its coverage.
 - generator_cpu_s / generator_cores: workers' CPU in the window (is the generator the limit?).
 - generator_loop_lag_ms: how late the workers' loops wake from a 50 ms sleep; every latency
   above includes up to this much generator-side delay.
 - machine_busy_cores: all cores' busy time (/proc/stat) / window; other_load_cores is that less
-  server and generator: other processes competing (~0 for a clean run).
-- server_rss_mb before connecting / connected (idle) / at the end, peak (VmHWM), and
-  server_kb_per_idle_conn = (connected - before) / users.
+  servers, generator and (a local) Redis: other processes competing (~0 for a clean run).
+- ws_frames_per: WebSocket frames in the window per match (per ping with --idle), rx = server to
+  client, tx = client to server (commands, acks, pongs, chats).
+- connect_cpu_us_per_user: server and Redis CPU from before the workers start until all are
+  connected (guest token, WebSocket upgrade, hello), per connected user, and EVALSHA per user.
+- server_rss_mb before connecting / connected (idle) / at the end, summed over the nodes, peak
+  (VmHWM, summed), and server_kb_per_idle_conn = (connected - before) / users.
 - violations (must be 0), whole run: `overlap` (a user confirmed in a match while still in a
   call it had not left), `split_brain` (a match_id confirmed to one side only, or to a user it was
   not proposed to), `pairing` (a match proposed to 3+ users, or partners not naming each other).
@@ -56,6 +87,7 @@ import json
 import multiprocessing as mp
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -65,6 +97,7 @@ import time
 import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -72,9 +105,28 @@ from typing import Any
 
 import loadgen
 from loadgen import Record
+from redisprobe import (
+    PrivateRedis,
+    RedisProbe,
+    ScriptTimes,
+    Snapshot,
+    delete_prefix,
+    fresh_prefix,
+    usage,
+)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-COUNTED = ("matched", "confirmed", "join_sent", "skip_sent", "end_sent", "queue_cancelled")
+COUNTED = (
+    "matched",
+    "confirmed",
+    "join_sent",
+    "skip_sent",
+    "end_sent",
+    "queue_cancelled",
+    "ping",
+    "chat_sent",
+    "chat",
+)
 EVER = (0.0, float("inf"))
 
 # ---- the server ----------------------------------------------------------------------------
@@ -148,6 +200,91 @@ def memory_mb(pid: int | None) -> dict[str, float]:
     return {key: int(rest.split()[0]) / 1024 for key, rest in pairs}
 
 
+# ---- the deployment: nodes and the Redis they share -------------------------------------------
+
+
+@dataclass
+class Deployment:
+    """The nodes (spawned, or given by --url) and the Redis they share, if any."""
+
+    urls: list[str]
+    pids: list[int | None]
+    servers: list[Server] = field(default_factory=list)
+    redis_url: str | None = None
+    prefix: str | None = None
+    private_redis: PrivateRedis | None = None
+    probe: RedisProbe | None = None
+    script_times: ScriptTimes | None = None
+
+    @property
+    def redis_is_local(self) -> bool:
+        """Whether Redis runs on this machine (its CPU is then part of the machine's load)."""
+        return bool(self.redis_url) and any(
+            host in str(self.redis_url) for host in ("127.0.0.1", "localhost", "[::1]")
+        )
+
+
+def node_env(
+    args: argparse.Namespace, deployment: Deployment, index: int, secret: str
+) -> dict[str, str]:
+    """The environment of node `index`: --server-env, then the cluster settings, which win."""
+    env = {"PAIRLINE_SECRET": secret}
+    env |= dict(item.split("=", 1) for item in args.server_env)
+    if deployment.redis_url:
+        env |= {
+            "REDIS_URL": deployment.redis_url,
+            "PAIRLINE_REDIS_PREFIX": str(deployment.prefix),
+            "PAIRLINE_NODE_ID": f"bench-n{index}",
+        }
+    return env
+
+
+def deploy(args: argparse.Namespace, dep: Deployment) -> None:
+    """Fill `dep`: start the private Redis (--redis spawn) and the nodes, or take --url's.
+
+    `dep` is filled as things start, so that `teardown` stops them even if a later one fails.
+    """
+    if args.url:
+        dep.urls = args.url.split(",")
+        dep.pids = list(args.server_pid) or [None] * len(dep.urls)
+        dep.redis_url = args.redis
+    else:
+        if args.redis == "spawn":
+            dep.private_redis = PrivateRedis()
+            dep.private_redis.wait_ready()
+        dep.redis_url = dep.private_redis.url if dep.private_redis else args.redis
+        dep.prefix = fresh_prefix() if dep.redis_url else None
+        secret = secrets.token_urlsafe(24)
+        for index in range(args.nodes):
+            dep.servers.append(Server(args.ws, node_env(args, dep, index, secret)))
+        for server in dep.servers:
+            server.wait_ready()
+        dep.urls = [server.url for server in dep.servers]
+        dep.pids = [server.process.pid for server in dep.servers]
+    if dep.redis_url:
+        dep.probe = RedisProbe(dep.redis_url)
+        if args.script_mix:
+            dep.script_times = ScriptTimes(dep.redis_url, dep.prefix or "")
+            dep.script_times.start()
+
+
+def teardown(dep: Deployment) -> tuple[list[str], int | None]:
+    """Stop everything `deploy` started; return the nodes' log lines and the keys deleted."""
+    lines: list[str] = []
+    for server in dep.servers:
+        lines += server.stop()
+    if dep.script_times is not None:
+        dep.script_times.stop()
+    if dep.probe is not None:
+        dep.probe.close()
+    deleted = None
+    if dep.redis_url and dep.prefix and dep.servers:
+        deleted = delete_prefix(dep.redis_url, dep.prefix)
+    if dep.private_redis is not None:
+        dep.private_redis.stop()
+    return lines, deleted
+
+
 # ---- running the workers --------------------------------------------------------------------
 
 
@@ -164,43 +301,94 @@ def _sleep_until(t: float) -> None:
     time.sleep(max(0.0, t - time.time()))
 
 
-def run_load(args: argparse.Namespace, url: str, pid: int | None) -> dict[str, Any]:
-    """Take the workers through every phase; return the raw material for `analyze`."""
+@dataclass
+class Reading:
+    """CPU of each node, of the machine and of Redis at one moment."""
+
+    cpu: list[float | None]
+    busy: float
+    redis: Snapshot | None
+
+    @classmethod
+    def take(cls, dep: Deployment) -> Reading:
+        snap = dep.probe.snapshot() if dep.probe else None
+        return cls([cpu_seconds(pid) for pid in dep.pids], machine_busy_s(), snap)
+
+
+def _start_workers(args: argparse.Namespace, urls: list[str]) -> list[Connection]:
+    """One process per --procs; worker k's users are the global indexes first..first+count-1."""
     ctx = mp.get_context("spawn")
     pipes: list[Connection] = []
+    first = 0
     for index in range(args.procs):
         count = args.users // args.procs + (index < args.users % args.procs)
         mine, theirs = ctx.Pipe()
-        plan = {**vars(args), "url": url, "users": count, "index": index}
+        plan = {**vars(args), "urls": urls, "first": first, "users": count, "index": index}
         ctx.Process(target=loadgen.worker_main, args=(plan, theirs), daemon=True).start()
         pipes.append(mine)
-    raw: dict[str, Any] = {"mem": {"before": memory_mb(pid)}, "started": time.time()}
+        first += count
+    return pipes
+
+
+def _window(r0: Reading, r1: Reading) -> dict[str, Any]:
+    per_node = [
+        None if a is None or b is None else b - a for a, b in zip(r0.cpu, r1.cpu, strict=True)
+    ]
+    return {
+        "node_cpu_s": per_node,
+        "server_cpu_s": None if None in per_node else sum(c for c in per_node if c is not None),
+        "machine_busy_s": r1.busy - r0.busy,
+        "redis": usage(r0.redis, r1.redis) if r0.redis and r1.redis else None,
+    }
+
+
+def _mark(dep: Deployment, window_starts: bool) -> Reading:
+    """A reading at one end of the window; the SLOWLOG count starts or stops right after it."""
+    reading = Reading.take(dep)
+    if dep.script_times is not None:
+        (dep.script_times.begin if window_starts else dep.script_times.end)()
+    return reading
+
+
+def run_load(args: argparse.Namespace, dep: Deployment) -> dict[str, Any]:
+    """Take the workers through every phase; return the raw material for `analyze`."""
+    before = Reading.take(dep)
+    pipes = _start_workers(args, dep.urls)
+    mem: dict[str, Any] = {"before": [memory_mb(pid) for pid in dep.pids]}
+    raw: dict[str, Any] = {"mem": mem, "started": time.time()}
+    raw["redis_mem"] = {"before": dep.probe.snapshot().used_memory if dep.probe else None}
     raw["connected"] = sum(_expect(p, "connected", 300) for p in pipes)
-    raw["connect_s"], raw["mem"]["connected"] = time.time() - raw["started"], memory_mb(pid)
+    raw["connect_s"] = time.time() - raw["started"]
+    mem["connected"] = [memory_mb(pid) for pid in dep.pids]
+    raw["redis_mem"]["connected"] = dep.probe.snapshot().used_memory if dep.probe else None
+    raw["connecting"] = _window(before, Reading.take(dep))
     t_join = time.time() + 0.5
     t0 = t_join + (0.0 if args.burst else args.warmup)
     sched = {"t_join": t_join, "t0": t0, "t1": t0 + args.duration}
     for pipe in pipes:
         pipe.send(sched)
     _sleep_until(t0 - 0.01)
-    cpu0, busy0 = cpu_seconds(pid), machine_busy_s()
+    r0 = _mark(dep, window_starts=True)
     if not args.burst:
         _sleep_until(sched["t1"])
-        cpu1, busy1 = cpu_seconds(pid), machine_busy_s()
+        r1 = _mark(dep, window_starts=False)
     settled = max(_expect(p, "settled", args.duration + args.warmup + 60) for p in pipes)
     if args.burst:  # the window ends when the last worker saw all its users confirmed
-        cpu1, busy1, sched["t1"] = cpu_seconds(pid), machine_busy_s(), settled
-    raw["mem"]["end"] = memory_mb(pid)
+        r1, sched["t1"] = _mark(dep, window_starts=False), settled
+    if dep.script_times is not None:
+        times = dep.script_times
+        raw["script_mix"] = dict(times.counts), dict(times.usec), times.lost
+    mem["end"] = [memory_mb(pid) for pid in dep.pids]
     results = [_expect(p, "result", args.grace + 60) for p in pipes]
     return (
         raw
         | sched
+        | _window(r0, r1)
         | {
-            "server_cpu_s": None if cpu0 is None or cpu1 is None else cpu1 - cpu0,
-            "machine_busy_s": busy1 - busy0,
             "log": [record for r in results for record in r["log"]],
             "lags": [lag for r in results for lag in r["lags"]],
             "generator_cpu_s": sum(r["cpu_window"] for r in results),
+            "frames": sum((Counter(r["frames"]) for r in results), Counter()),
         }
     )
 
@@ -283,6 +471,105 @@ def burst_metrics(log: list[Record], raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _summed_mb(mems: list[dict[str, float]], key: str) -> float | None:
+    """One /proc/PID/status figure summed over the nodes (None if any node lacks it)."""
+    if not mems or not all(mems):
+        return None
+    return round(sum(m[key] for m in mems), 1)
+
+
+def frames_report(frames: Counter[str], per: dict[str, int]) -> dict[str, Any]:
+    """WebSocket frames in the window (rx: server -> client, tx: client -> server), per match,
+    or per ping when there was no match (--idle)."""
+    unit = "match" if per["match"] else "ping"
+    out: dict[str, Any] = {"unit": unit}
+    for way in ("rx", "tx"):
+        out[way] = _per(frames[way], per[unit])
+    return out
+
+
+def connect_report(raw: dict[str, Any]) -> dict[str, Any]:
+    """Server and Redis CPU while connecting (guest token + WebSocket + hello), per user."""
+    phase, users = raw["connecting"], raw["connected"]
+    out: dict[str, Any] = {}
+    if phase["server_cpu_s"] is not None and users:
+        out["server"] = round(phase["server_cpu_s"] * 1e6 / users)
+    if phase["redis"] is not None and users:
+        out["redis"] = round(phase["redis"]["cpu_s"] * 1e6 / users)
+        out["redis_evalsha"] = _per(phase["redis"]["calls"].get("evalsha", 0), users)
+    return out
+
+
+def memory_report(raw: dict[str, Any]) -> dict[str, Any]:
+    """Server RSS by stage (summed over nodes), peak, and the growth per idle connection."""
+    mem = raw["mem"]
+    stages = {k: _summed_mb(m, "VmRSS") for k, m in mem.items()}
+    out: dict[str, Any] = {
+        "server_rss_mb": {k: v for k, v in stages.items() if v is not None},
+        "server_peak_rss_mb": _summed_mb(mem["end"], "VmHWM"),
+    }
+    if stages["before"] is not None and stages["connected"] is not None and raw["connected"]:
+        grew = stages["connected"] - stages["before"]
+        out["server_kb_per_idle_conn"] = round(grew * 1024 / raw["connected"], 1)
+    return out
+
+
+def nodes_report(raw: dict[str, Any], args: argparse.Namespace, urls: int) -> dict[str, Any]:
+    """Per node: its users (round-robin), CPU in the window (s), RSS when connected (MiB)."""
+    out: dict[str, Any] = {}
+    for i, cpu in enumerate(raw["node_cpu_s"]):
+        users = len(range(i, args.users, urls))
+        rss = raw["mem"]["connected"][i].get("VmRSS")
+        cpu_text = "?" if cpu is None else f"{cpu:.2f}"
+        out[f"n{i}"] = f"users={users} cpu_s={cpu_text} rss_mb={rss and round(rss, 1)}"
+    return out
+
+
+def _per(value: float, count: int, digits: int = 2) -> float | None:
+    return round(value / count, digits) if count else None
+
+
+def redis_report(raw: dict[str, Any], matches: int, window: float) -> dict[str, Any]:
+    """Redis's CPU, calls and memory in the window, per confirmed match where it applies."""
+    use = raw["redis"]
+    calls, usec = use["calls"], use["usec"]
+    evalsha, publish = calls.get("evalsha", 0), calls.get("publish", 0)
+    other = sum(calls.values()) - evalsha - publish
+    out: dict[str, Any] = {
+        "cpu_s": round(use["cpu_s"], 3),
+        "cores": round(use["cpu_s"] / window, 3),
+        "cpu_us_per_match": _per(use["cpu_s"] * 1e6, matches, 0),
+        "evalsha_per_match": _per(evalsha, matches),
+        "evalsha_us_per_call": _per(usec.get("evalsha", 0), evalsha, 1),
+        "publish_per_match": _per(publish, matches),
+        "other_calls_per_match": _per(other, matches, 1),
+        "clients": use["clients"],
+    }
+    before, connected = raw["redis_mem"]["before"], raw["redis_mem"]["connected"]
+    if before is not None and connected is not None and raw["connected"]:
+        out["kb_per_connected_user"] = round((connected - before) / 1024 / raw["connected"], 2)
+    return out
+
+
+def redis_calls_report(raw: dict[str, Any], matches: int) -> dict[str, Any]:
+    """The 12 commands Redis ran most in the window, per confirmed match."""
+    top = sorted(raw["redis"]["calls"].items(), key=lambda kv: -kv[1])[:12]
+    return {name: _per(n, matches) for name, n in top}
+
+
+def script_mix_report(raw: dict[str, Any], per: dict[str, int]) -> dict[str, Any]:
+    """Per script (and other command): calls per match (or per ping, with no match) and the
+    mean Redis-internal µs per call, from the SLOWLOG."""
+    counts, usec, lost = raw["script_mix"]
+    unit = "match" if per["match"] else "ping"
+    evalsha = raw["redis"]["calls"].get("evalsha", 0)
+    coverage = _per(sum(counts.values()), evalsha, 3)
+    out: dict[str, Any] = {"per": unit, "coverage": coverage, "lost_entries": lost}
+    for name, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+        out[name] = f"{_per(n, per[unit])}x{round(usec[name] / n, 1)}us"
+    return out
+
+
 def analyze(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     log: list[Record] = raw["log"]
     lo, hi = raw["t0"], raw["t1"]
@@ -290,11 +577,13 @@ def analyze(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     inside = [r for r in log if lo <= r[0] < hi]
     kinds = Counter(r[2] for r in inside)
     matches = len({r[3] for r in inside if r[2] == "confirmed"})
-    cpu, gen_cpu, mem = raw["server_cpu_s"], raw["generator_cpu_s"], raw["mem"]
+    cpu, gen_cpu = raw["server_cpu_s"], raw["generator_cpu_s"]
+    nodes = len(raw["node_cpu_s"])
+    store = "redis" if raw["redis"] is not None or args.redis else "memory"
     rep: dict[str, Any] = {
         "run": f"{'burst' if args.burst else 'churn'} ws={'?' if args.url else args.ws} "
-        f"users={args.users} procs={args.procs} connected={raw['connected']} "
-        f"in {raw['connect_s']:.1f} s, window {window:.2f} s",
+        f"store={store} nodes={nodes} users={args.users} procs={args.procs} "
+        f"connected={raw['connected']} in {raw['connect_s']:.1f} s, window {window:.2f} s",
     }
     if args.burst:
         rep |= burst_metrics(log, raw)
@@ -303,7 +592,14 @@ def analyze(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         rep["wait_ms"] = percentiles(waits)
         rep["skip_to_partner_left_ms"] = percentiles(skip_latencies(log, lo, hi))
         rep["confirmed_matches_per_s"] = round(matches / window, 1)
-    per = {"match": matches, "skip": kinds["skip_sent"]}
+    per = {
+        "match": matches,
+        "skip": kinds["skip_sent"],
+        "ping": kinds["ping"],
+        "chat": kinds["chat_sent"],
+    }
+    redis_cpu = raw["redis"]["cpu_s"] if raw["redis"] and raw["redis_local"] else 0.0
+    known_busy = (cpu or 0) + gen_cpu + redis_cpu
     rep |= {
         "confirmed_matches": matches,
         "counts": {k: kinds[k] for k in COUNTED},
@@ -315,20 +611,26 @@ def analyze(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         "generator_crashes": [r[4] for r in log if r[2] == "crash"][:3],
         "violations": violations(log),
         "server_cpu_s": None if cpu is None else round(cpu, 2),
-        "server_cpu_us_per": {
-            k: round(cpu / n * 1e6) if cpu and n else None for k, n in per.items()
-        },
+        "server_cpu_us_per": {k: round(cpu / n * 1e6) for k, n in per.items() if cpu and n},
+        "ws_frames_per": frames_report(raw["frames"], per),
         "generator_cpu_s": round(gen_cpu, 2),
         "generator_cores": round(gen_cpu / window, 2),
         "generator_loop_lag_ms": percentiles((g for t, g in raw["lags"] if lo <= t < hi), (50, 99)),
         "machine_busy_cores": round(raw["machine_busy_s"] / window, 2),
-        "other_load_cores": round((raw["machine_busy_s"] - (cpu or 0) - gen_cpu) / window, 2),
-        "server_rss_mb": {k: round(m["VmRSS"], 1) for k, m in mem.items() if m},
-        "server_peak_rss_mb": round(mem["end"]["VmHWM"], 1) if mem["end"] else None,
+        "other_load_cores": round((raw["machine_busy_s"] - known_busy) / window, 2),
     }
-    if mem["before"] and raw["connected"]:
-        grew = mem["connected"]["VmRSS"] - mem["before"]["VmRSS"]
-        rep["server_kb_per_idle_conn"] = round(grew * 1024 / raw["connected"], 1)
+    rep["connect_cpu_us_per_user"] = connect_report(raw)
+    rep |= memory_report(raw)
+    if nodes > 1:
+        rep["nodes"] = nodes_report(raw, args, nodes)
+    if raw["redis"] is not None:
+        rep["redis"] = redis_report(raw, matches, window)
+        rep["redis_cpu_us_per"] = {
+            k: round(raw["redis"]["cpu_s"] * 1e6 / n) for k, n in per.items() if n
+        }
+        rep["redis_calls_per_match"] = redis_calls_report(raw, matches)
+    if "script_mix" in raw:
+        rep["script_mix"] = script_mix_report(raw, per)
     return rep
 
 
@@ -348,9 +650,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--users", type=int, default=1000)
     where = ap.add_mutually_exclusive_group()
-    where.add_argument("--url", help="benchmark a running server (http://host:port)")
-    where.add_argument("--spawn", action="store_true", help="start a server (the default)")
-    ap.add_argument("--server-pid", type=int, help="with --url: the server's pid, for CPU/RSS")
+    where.add_argument("--url", help="benchmark running nodes (http://host:port[,...])")
+    where.add_argument("--spawn", action="store_true", help="start the nodes (the default)")
+    ap.add_argument(
+        "--server-pid",
+        type=int,
+        action="append",
+        default=[],
+        help="with --url: each node's pid, in --url's order, for CPU/RSS",
+    )
+    ap.add_argument("--nodes", type=int, default=1, help="nodes to spawn (>1 needs --redis)")
+    ap.add_argument(
+        "--redis",
+        metavar="URL|spawn",
+        help="nodes share this Redis (fresh key prefix); `spawn`: a private redis-server",
+    )
+    ap.add_argument(
+        "--script-mix", action="store_true", help="count EVALSHA per script via MONITOR"
+    )
     ap.add_argument("--ws", choices=("native", "asgi"), default="native")
     ap.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE")
     ap.add_argument("--duration", type=float, default=20.0, help="measured seconds")
@@ -358,28 +675,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--grace", type=float, default=2.0, help="reading on after the window")
     ap.add_argument("--procs", type=int, default=2)
     ap.add_argument("--burst", action="store_true")
+    ap.add_argument(
+        "--idle", action="store_true", help="connect and never join: measures pings only"
+    )
+    ap.add_argument(
+        "--chat-interval",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="in a call, each user sends a chat every S s (0: none)",
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", type=Path, help="also write the report here")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.nodes < 1 or (args.nodes > 1 and not args.redis):
+        ap.error("--nodes N > 1 needs --redis (the memory store lives in one process)")
+    if args.url and args.redis == "spawn":
+        ap.error("--redis spawn starts a Redis for spawned nodes only; give --url's Redis URL")
+    if args.script_mix and args.redis != "spawn":
+        ap.error("--script-mix needs --redis spawn (it turns on SLOWLOG for every command)")
+    return args
 
 
 def main() -> None:
     args = parse_args()
-    server = None
-    if args.url is None:
-        server = Server(args.ws, dict(item.split("=", 1) for item in args.server_env))
-    url, pid = (server.url, server.process.pid) if server else (args.url, args.server_pid)
+    dep = Deployment([], [])
     lines: list[str] = []
+    deleted: int | None = None
     try:
-        if server is not None:
-            server.wait_ready()
-        raw = run_load(args, url, pid)
+        deploy(args, dep)
+        raw = run_load(args, dep)
+        raw["redis_local"] = dep.redis_is_local
     finally:
-        if server is not None:
-            lines = server.stop()
-            sys.stderr.write("".join(lines[-20:]) if sys.exc_info()[0] else "")
+        lines, deleted = teardown(dep)
+        sys.stderr.write("".join(lines[-20:]) if sys.exc_info()[0] else "")
     report = analyze(raw, args)
-    report["server_log"] = server_log_summary(lines, raw["t1"]) if server else None
+    if dep.prefix:
+        report["redis_prefix"] = f"{dep.prefix} ({deleted} keys deleted after the run)"
+    report["server_log"] = server_log_summary(lines, raw["t1"]) if dep.servers else None
     report["server_log_tail"] = lines[-50:]
     print_report(report)
     if args.json:
