@@ -34,9 +34,10 @@ CPU is in µs per event on one Python process (one node = one process = at most 
 CPU is µs per event on Redis's single main thread. Then:
 
 - nodes = max(node CPU cores x headroom, N / `--max-conns-per-node`), rounded up;
-- each partition's Redis CPU; shards by first-fit decreasing of partitions into shards of
-  1 / headroom of a core each (a partition is one hash tag, so one slot, so one shard: it
-  cannot be split across shards; a partition above a shard's budget is flagged: split it);
+- each partition's Redis CPU (Redis CPU split by its share of the users); a partition is one
+  hash tag, so one slot, so one shard, and cannot spread over shards: one above a shard's
+  budget (1 / headroom of a core) is flagged and cut into as many equal partitions as it
+  needs (language x region); shards = first-fit decreasing of those into shard budgets;
 - pub/sub (sharded, SPUBLISH: a node's channel lives on one shard) spread evenly over shards.
 """
 
@@ -57,7 +58,7 @@ from dataclasses import dataclass, field, fields
 class Behaviour:
     """How users behave: the stated assumptions of docs/scaling.md."""
 
-    partitions: int = 20
+    partitions: int = 40
     zipf: float = 1.0
     lobby_share: float = 0.1  # connected but not matchmaking (browsing, settings, away)
     call_s: float = 60.0
@@ -68,38 +69,45 @@ class Behaviour:
     ping_s: float = 15.0
     chat_per_min: float = 2.0  # per user in a call
     signals_per_match: float = 12.0  # WebRTC offer, answer, ICE candidates (peer-to-peer media)
+    colocated: float = 0.0  # share of matches routed so that both users share a node
 
 
 @dataclass(frozen=True)
 class Costs:
     """Measured per-event costs (defaults: docs/benchmarks.md, Redis backend, 2-core machine)."""
 
-    node_us_match: float = 5200.0
-    node_us_ping: float = 420.0
-    node_us_relay: float = 900.0
-    node_us_connect: float = 3300.0
-    node_us_publish: float = 150.0  # receiving node: decode and deliver one bus message
-    redis_us_match: float = 2100.0
-    redis_us_ping: float = 190.0
-    redis_us_relay: float = 330.0
-    redis_us_connect: float = 420.0
-    redis_us_publish: float = 8.4  # SPUBLISH, 300 B, one subscriber (bench/redis_costs.py)
-    scripts_match: float = 11.8
+    # Churn at 200 users, Redis, 1 node (unsaturated), less the window's pings.
+    node_us_match: float = 5260.0
+    redis_us_match: float = 1960.0
+    scripts_match: float = 11.55
+    frames_in_match: float = 8.0  # client -> server: commands and acks
+    frames_out_match: float = 6.5  # server -> client: replies and events
+    # --idle, 1,000 users, a ping every 2 s: one ping out, a pong and an ack in, two `heard`.
+    node_us_ping: float = 980.0
+    redis_us_ping: float = 324.0
     scripts_ping: float = 2.0
+    # --chat-interval 0.5 less plain churn, per chat: `heard` + `relay`, the partner's ack.
+    node_us_relay: float = 970.0
+    redis_us_relay: float = 394.0
     scripts_relay: float = 3.0
-    scripts_connect: float = 3.0  # attach (+ heard) at hello, detach at close
-    frames_in_match: float = 11.5  # client -> server, per match
-    frames_out_match: float = 7.5  # server -> client, per match
-    remote_per_match: float = 3.2  # events to the partner per match (pub/sub when elsewhere)
-    kb_per_conn_node: float = 10.0
-    kb_per_user_redis: float = 1.5
+    # Connecting (guest token, upgrade, hello: 2 scripts) measured, plus a `detach` at close
+    # estimated as one script (node 400 µs, Redis 160 µs).
+    node_us_connect: float = 2700.0
+    redis_us_connect: float = 460.0
+    scripts_connect: float = 3.0
+    # 2 nodes vs 1 at 200 users: 1.85 publishes per match, half the pairs across nodes.
+    remote_per_match: float = 3.7  # events to the partner per match (pub/sub if elsewhere)
+    node_us_publish: float = 730.0  # sender's PUBLISH + receiver's decode and delivery
+    redis_us_publish: float = 10.0  # SPUBLISH, 300 B, one subscriber (bench/redis_costs.py)
+    kb_per_conn_node: float = 9.8
+    kb_per_user_redis: float = 2.0
 
 
 @dataclass(frozen=True)
 class Budget:
     headroom: float = 2.0  # plan for 1/headroom of every core
     max_conns_per_node: int = 50_000
-    sample: int = 20_000
+    sample: int = 10_000
     sim_s: float = 600.0
     warmup_s: float = 300.0
     seed: int = 1
@@ -137,9 +145,10 @@ def partition_shares(partitions: int, zipf: float) -> list[float]:
     return [w / sum(weights) for w in weights]
 
 
-def cross_node(nodes: int) -> float:
-    """Probability that two users placed at random are on different nodes."""
-    return (nodes - 1) / nodes if nodes > 1 else 0.0
+def cross_node(nodes: int, colocated: float = 0.0) -> float:
+    """Probability that the two users of a match are on different nodes: placed at random,
+    except the `colocated` share that routing puts on one node."""
+    return (1 - colocated) * (nodes - 1) / nodes if nodes > 1 else 0.0
 
 
 def analytic(n: int, b: Behaviour, nodes: int) -> Rates:
@@ -251,7 +260,7 @@ class Sim:
         self.started[u] = self.started[v] = t + self.b.propose_s
         self.count(t, "match", u)
         self.count(t, "signal", u, self.b.signals_per_match)
-        if self.node[u] != self.node[v]:
+        if self.crossing(u, v):
             self.count(t, "remote_match", u)
             self.count(t, "remote_relay", u, self.b.signals_per_match)
         call = self.rng.expovariate(1 / self.b.call_s)
@@ -263,8 +272,15 @@ class Sim:
         length = max(0.0, t - self.started[u])
         chats = self.poisson(2 * length * self.b.chat_per_min / 60)
         self.count(t, "chat", u, chats)
-        if self.node[u] != self.node[v]:
+        if self.crossing(u, v):
             self.count(t, "remote_relay", u, chats)
+
+    def crossing(self, u: int, v: int) -> bool:
+        """Whether u and v are on different nodes (a `colocated` share of pairs never is:
+        the call serial, which both share, decides it)."""
+        if self.node[u] == self.node[v]:
+            return False
+        return random.Random(self.call[u]).random() >= self.b.colocated
 
     def poisson(self, mean: float) -> int:
         """A Poisson draw (Knuth's method for small means, normal approximation above)."""
@@ -359,21 +375,30 @@ class Load:
     publishes: float
     frames_in: float
     frames_out: float
-    node_cores: float
+    node_by: dict[str, float]  # node cores by what they are spent on
+    redis_by: dict[str, float]  # Redis cores by what they are spent on
     redis_cores_partition: list[float]
-    redis_cores_pubsub: float
     nodes: int
     shards: int
+    pieces: int  # partitions once each one above a shard's budget is split
     oversized: list[int]
     node_mem_gb: float
     redis_mem_gb: float
 
+    @property
+    def node_cores(self) -> float:
+        return sum(self.node_by.values())
 
-def publishes(r: Rates, c: Costs, nodes: int, simulated: bool) -> float:
+    @property
+    def redis_cores_pubsub(self) -> float:
+        return self.redis_by["pub/sub"]
+
+
+def publishes(r: Rates, c: Costs, nodes: int, simulated: bool, colocated: float) -> float:
     """Pub/sub messages/s: every event or relayed message for a user on another node."""
     if simulated:
         return r.remote_matches * c.remote_per_match + r.remote_relays
-    return cross_node(nodes) * (r.matches * c.remote_per_match + r.relays)
+    return cross_node(nodes, colocated) * (r.matches * c.remote_per_match + r.relays)
 
 
 def first_fit(loads: Iterable[float], capacity: float) -> int:
@@ -389,50 +414,62 @@ def first_fit(loads: Iterable[float], capacity: float) -> int:
     return len(bins)
 
 
+def split(loads: list[float], capacity: float) -> list[float]:
+    """Each partition above `capacity` cut into equal pieces that fit (language x region)."""
+    out: list[float] = []
+    for load in loads:
+        pieces = max(1, math.ceil(load / capacity))
+        out += [load / pieces] * pieces
+    return out
+
+
+def cores_by_source(r: Rates, c: Costs, pub: float, node: bool) -> dict[str, float]:
+    """Node (node=True) or Redis CPU cores per kind of event."""
+    kind = "node" if node else "redis"
+    cost = {k: getattr(c, f"{kind}_us_{k}") for k in ("match", "ping", "relay", "connect")}
+    return {
+        "matches": r.matches * cost["match"] / 1e6,
+        "pings": r.pings * cost["ping"] / 1e6,
+        "relays": r.relays * cost["relay"] / 1e6,
+        "connects": r.connects * cost["connect"] / 1e6,
+        "pub/sub": pub * getattr(c, f"{kind}_us_publish") / 1e6,
+    }
+
+
 def load(n: int, r: Rates, b: Behaviour, c: Costs, budget: Budget, nodes: int, sim: bool) -> Load:
     """Cores, nodes and shards for rates r (per-event costs c, headroom from budget)."""
-    pub = publishes(r, c, nodes, sim)
-    disconnects = r.connects
-    node_us = (
-        r.matches * c.node_us_match
-        + r.pings * c.node_us_ping
-        + r.relays * c.node_us_relay
-        + r.connects * c.node_us_connect
-        + pub * c.node_us_publish
-    )
-    node_cores = node_us / 1e6
+    pub = publishes(r, c, nodes, sim, b.colocated)
+    node_by = cores_by_source(r, c, pub, node=True)
+    redis_by = cores_by_source(r, c, pub, node=False)
+    partition_cores = sum(v for k, v in redis_by.items() if k != "pub/sub")
     total_matches = sum(r.per_partition_matches) or 1.0
-    per_partition = []
-    for matches in r.per_partition_matches:
-        share = matches / total_matches
-        us = (
-            matches * c.redis_us_match
-            + share * (r.pings * c.redis_us_ping + r.relays * c.redis_us_relay)
-            + share * r.connects * c.redis_us_connect
-        )
-        per_partition.append(us / 1e6)
-    pubsub_cores = pub * c.redis_us_publish / 1e6
+    per_partition = [partition_cores * m / total_matches for m in r.per_partition_matches]
     capacity = 1 / budget.headroom
-    shards = first_fit(per_partition, capacity)
-    shards = max(shards, math.ceil((sum(per_partition) + pubsub_cores) / capacity))
+    pieces = split(per_partition, capacity)
+    shards = max(
+        first_fit(pieces, capacity),
+        math.ceil((partition_cores + redis_by["pub/sub"]) / capacity),
+    )
     scripts = (
         r.matches * c.scripts_match
         + r.pings * c.scripts_ping
         + r.relays * c.scripts_relay
-        + (r.connects + disconnects) * c.scripts_connect / 2
+        + r.connects * c.scripts_connect
     )
+    node_cores = sum(node_by.values())
     return Load(
         scripts=scripts,
         publishes=pub,
         frames_in=r.matches * c.frames_in_match + 2 * r.pings + 2 * r.relays,
         frames_out=r.matches * c.frames_out_match + r.pings + r.relays,
-        node_cores=node_cores,
+        node_by=node_by,
+        redis_by=redis_by,
         redis_cores_partition=per_partition,
-        redis_cores_pubsub=pubsub_cores,
         nodes=max(
             math.ceil(node_cores * budget.headroom), math.ceil(n / budget.max_conns_per_node)
         ),
         shards=shards,
+        pieces=len(pieces),
         oversized=[i for i, cores in enumerate(per_partition) if cores > capacity],
         node_mem_gb=n * c.kb_per_conn_node / 1024**2,
         redis_mem_gb=n * c.kb_per_user_redis / 1024**2,
@@ -492,14 +529,28 @@ def report(n: int, b: Behaviour, c: Costs, budget: Budget) -> list[str]:
     for name, a, s in rows:
         diff = f"{(s - a) / a * 100:+.1f}%" if a else "-"
         lines.append(f"{name:42} {fmt(a):>12} {fmt(s):>12} {diff:>6}")
+    per_user_us = sum(ls.redis_cores_partition) * 1e6 / n
+    fits = 1e6 / budget.headroom / per_user_us
+    skips_h = exp.skips * 3600 / (n * (1 - b.lobby_share))
+    lines.append(
+        f"per user: {per_user_us:.1f} µs/s of Redis CPU, so one partition fits one shard up to "
+        f"{fits:,.0f} users; {skips_h:.0f} skips per matchmaking user per hour"
+    )
     lines += plan_lines(ls, budget, sim.burst)
     return lines
+
+
+def _shares(by: dict[str, float]) -> str:
+    total = sum(by.values()) or 1.0
+    return ", ".join(f"{k} {v / total:.0%}" for k, v in by.items())
 
 
 def plan_lines(ld: Load, budget: Budget, burst: float) -> list[str]:
     """The plan from the simulated load."""
     capacity = 1 / budget.headroom
     out = [
+        f"node CPU by source: {_shares(ld.node_by)}",
+        f"Redis CPU by source: {_shares(ld.redis_by)}",
         f"plan (headroom x{budget.headroom:g}: {capacity:.0%} of a core per node process and per "
         f"Redis shard): {ld.nodes} nodes, {ld.shards} Redis shards (primaries); "
         f"node memory {ld.node_mem_gb:.1f} GB in all, Redis memory {ld.redis_mem_gb:.1f} GB",
@@ -508,8 +559,9 @@ def plan_lines(ld: Load, budget: Budget, burst: float) -> list[str]:
     if ld.oversized:
         worst = max(ld.redis_cores_partition)
         out.append(
-            f"!! {len(ld.oversized)} partition(s) need more than one shard's budget (largest "
-            f"{worst:.2f} cores > {capacity:.2f}): split them (language x region)"
+            f"!! {len(ld.oversized)} partition(s) above one shard's budget (largest "
+            f"{worst:.2f} cores > {capacity:.2f}): split into {ld.pieces} partitions "
+            "(language x region), as the shard count assumes"
         )
     return out
 

@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/matchmaking.py --users 1000 [--url URL[,URL...] | --spawn]
         [--ws native|asgi] [--nodes N] [--redis URL|spawn] [--script-mix]
-        [--duration 20] [--warmup 5] [--procs 2] [--burst] [--json out.json]
+        [--duration 20] [--warmup 5] [--procs 2] [--burst | --idle] [--chat-interval S]
+        [--json out.json]
 
 Server: `--spawn` (the default without `--url`) starts `--nodes` (default 1) `pairline serve`
 processes, each on a free port, with quiet logs, `PAIRLINE_WS_IMPL` from `--ws`,
@@ -59,8 +60,9 @@ all processes of the machine.
   scripts, commandstats usec / calls), other_calls_per_match (everything else in commandstats:
   mostly commands the scripts call, plus heartbeats), kb_per_connected_user (used_memory growth
   while connecting / users); redis_cpu_us_per: Redis CPU per match / skip / ping / chat, as
-  for the server; redis_calls_per_match: the top commands; script_mix (with --script-mix):
-  per script `calls per match x mean µs inside Redis`, and its coverage.
+  for the server; redis_calls_per: the top commands per match (per ping with --idle);
+  script_mix (with --script-mix): per script `calls per match x mean µs inside Redis`, and its
+  coverage.
 - generator_cpu_s / generator_cores: workers' CPU in the window (is the generator the limit?).
 - generator_loop_lag_ms: how late the workers' loops wake from a 50 ms sleep; every latency
   above includes up to this much generator-side delay.
@@ -551,10 +553,11 @@ def redis_report(raw: dict[str, Any], matches: int, window: float) -> dict[str, 
     return out
 
 
-def redis_calls_report(raw: dict[str, Any], matches: int) -> dict[str, Any]:
-    """The 12 commands Redis ran most in the window, per confirmed match."""
+def redis_calls_report(raw: dict[str, Any], per: dict[str, int]) -> dict[str, Any]:
+    """The 12 commands Redis ran most in the window, per confirmed match (per ping if none)."""
+    unit = "match" if per["match"] else "ping"
     top = sorted(raw["redis"]["calls"].items(), key=lambda kv: -kv[1])[:12]
-    return {name: _per(n, matches) for name, n in top}
+    return {"unit": unit} | {name: _per(n, per[unit]) for name, n in top}
 
 
 def script_mix_report(raw: dict[str, Any], per: dict[str, int]) -> dict[str, Any]:
@@ -580,8 +583,9 @@ def analyze(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     cpu, gen_cpu = raw["server_cpu_s"], raw["generator_cpu_s"]
     nodes = len(raw["node_cpu_s"])
     store = "redis" if raw["redis"] is not None or args.redis else "memory"
+    mode = "burst" if args.burst else "idle" if args.idle else "churn"
     rep: dict[str, Any] = {
-        "run": f"{'burst' if args.burst else 'churn'} ws={'?' if args.url else args.ws} "
+        "run": f"{mode} ws={'?' if args.url else args.ws} "
         f"store={store} nodes={nodes} users={args.users} procs={args.procs} "
         f"connected={raw['connected']} in {raw['connect_s']:.1f} s, window {window:.2f} s",
     }
@@ -628,7 +632,7 @@ def analyze(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         rep["redis_cpu_us_per"] = {
             k: round(raw["redis"]["cpu_s"] * 1e6 / n) for k, n in per.items() if n
         }
-        rep["redis_calls_per_match"] = redis_calls_report(raw, matches)
+        rep["redis_calls_per"] = redis_calls_report(raw, per)
     if "script_mix" in raw:
         rep["script_mix"] = script_mix_report(raw, per)
     return rep
