@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -20,29 +21,16 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from pairline.core.matchmaker import Matchmaker
-from pairline.core.rules import Rules
 from pairline.store.memory import MemoryStore
 from pairline.store.redis import RedisStore
 from pairline.store.redis.keys import PartitionKeys
+from tests.core.test_matchmaker_properties import RULES as CORE_RULES
 from tests.store.normal import outcome
 
 USERS = [f"u{i}" for i in range(4)]
 NODES = ["n1", "n2"]
-RULES = Rules(
-    health_fresh_ms=2000,
-    health_timeout_ms=2000,
-    ack_timeout_ms=5000,
-    resume_window_ms=10_000,
-    stale_after_ms=30_000,
-    interest_wait_ms=5000,
-    rematch_after_ms=60_000,
-    skip_limit=3,
-    skip_window_ms=600_000,
-    cooldowns_ms=(60_000, 300_000),
-    good_call_ms=60_000,
-    scan_limit=3,  # below the number of users, so that the bound on the scan matters
-    eta_window_ms=60_000,
-)
+# The core property test's rules, with a scan bound below the number of users so it matters.
+RULES = replace(CORE_RULES, scan_limit=3, eta_window_ms=60_000)
 users = st.sampled_from(USERS)
 
 
