@@ -109,6 +109,36 @@ def test_session_reports_which_matched_an_ack_covers() -> None:
     assert session.ack(seq) == []
 
 
+def _texts(session: Session) -> list[str]:
+    return [json.loads(d)["text"] for d in session.replay_after(0) or []]
+
+
+def test_session_restores_event_order_and_holds_replies_behind_late_events() -> None:
+    session = Session("s", "u", "U", replay_limit=10)
+    assert session.deliver(2, {"type": "chat", "text": "event 2"})  # event 1 is on its way
+    # A reply to a command that ran after event 2 was made waits for both.
+    assert session.reply(2, {"type": "chat", "text": "reply"})
+    assert session.reply(3, {"type": "chat", "text": "later reply"})
+    assert _texts(session) == []
+    assert session.deliver(1, {"type": "chat", "text": "event 1"})  # the later reply waits on
+    assert _texts(session) == ["event 1", "event 2", "reply"]
+    assert not session.deliver(3, {"type": "chat", "text": "event 3"})
+    assert _texts(session)[3:] == ["event 3", "later reply"]
+    assert not session.reply(3, {"type": "chat", "text": "caught up"})  # nothing to wait for
+    assert _texts(session)[-1] == "caught up"
+
+
+def test_an_abandoned_gap_drops_held_events_but_sends_waiting_replies() -> None:
+    session = Session("s", "u", "U", replay_limit=10)
+    session.deliver(3, {"type": "chat", "text": "event 3"})  # 1 and 2 were lost with a node
+    session.reply(4, {"type": "chat", "text": "reply"})
+    session.abandon_gap()
+    assert _texts(session) == ["reply"]  # the client resyncs its state from a welcome
+    assert not session.waiting()
+    assert not session.deliver(5, {"type": "chat", "text": "event 5"})
+    assert _texts(session) == ["reply", "event 5"]
+
+
 def test_settings_read_the_contracts_names(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PAIRLINE_SKIP_COOLDOWNS_S", "30, 90")
     monkeypatch.setenv("PAIRLINE_ICE_SERVERS", '[{"urls": "stun:stun.example.org"}]')

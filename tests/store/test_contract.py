@@ -38,7 +38,7 @@ async def hello(store: Store, *user_ids: str, now: int = T0, node: str = "n1") -
 async def in_call(store: Store, a: str, b: str, now: int = T0) -> str:
     """Bring a and b (attached, idle) into one confirmed call; return its match id."""
     await store.join(a, frozenset(), None, now)
-    _, effects = await store.join(b, frozenset(), None, now)
+    effects = (await store.join(b, frozenset(), None, now)).effects
     match_id: str = messages(effects, "matched")[a]["match_id"]
     assert await store.ack(a, match_id, now) == []
     confirmed = await store.ack(b, match_id, now)
@@ -54,18 +54,20 @@ async def view(store: Store, user_ids: list[str], now: int) -> Any:
 async def test_the_longest_waiting_compatible_user_is_paired_first(stores: StoreFactory) -> None:
     store = stores(RULES)
     await hello(store, "a", "b", "c", "d")
-    reply, _ = await store.join("a", frozenset(), "fr", T0)
+    reply = (await store.join("a", frozenset(), "fr", T0)).reply
     assert reply == {"position": 1, "eta_ms": None}
-    reply, _ = await store.join("b", frozenset(), "en", T0)  # the same ms: still behind a
+    reply = (await store.join("b", frozenset(), "en", T0)).reply  # the same ms: still behind a
     assert reply == {"position": 2, "eta_ms": None}
 
-    _, effects = await store.join("c", frozenset(), "en", T0 + 1)  # a speaks another language
+    effects = (
+        await store.join("c", frozenset(), "en", T0 + 1)
+    ).effects  # a speaks another language
     matched = messages(effects, "matched")
     assert matched["b"]["partner"] == {"user_id": "c", "display_name": "C", "common_interests": []}
     assert matched["c"]["partner"]["user_id"] == "b"
     assert (await store.snapshot("a", T0 + 1)).state["position"] == 1
 
-    _, effects = await store.join("d", frozenset(), None, T0 + 2)
+    effects = (await store.join("d", frozenset(), None, T0 + 2)).effects
     assert messages(effects, "matched")["d"]["partner"]["user_id"] == "a"
     await store.ack("a", messages(effects, "matched")["a"]["match_id"], T0 + 2)
     confirmed = await store.ack("d", messages(effects, "matched")["d"]["match_id"], T0 + 2)
@@ -79,7 +81,7 @@ async def test_real_clock_tickets_stay_exact(stores: StoreFactory) -> None:
     store = stores(RULES)
     await hello(store, "a", "b", now=now)
     await store.join("a", frozenset(), None, now)
-    _, effects = await store.join("b", frozenset(), None, now)
+    effects = (await store.join("b", frozenset(), None, now)).effects
     match_id = messages(effects, "matched")["a"]["match_id"]
     await store.ack("a", match_id, now)
     (confirmed,) = await store.ack("b", match_id, now)
@@ -95,9 +97,9 @@ async def test_a_rolled_back_proposal_returns_the_healthy_side_to_its_place(
     await hello(store, "a", "b", "c", "d")
     await store.join("a", frozenset(), "fr", T0)
     await store.join("b", frozenset(), "en", T0 + 1)
-    _, effects = await store.join("c", frozenset(), "en", T0 + 2)
+    effects = (await store.join("c", frozenset(), "en", T0 + 2)).effects
     match_id = messages(effects, "matched")["c"]["match_id"]
-    reply, _ = await store.join("d", frozenset(), "de", T0 + 3)
+    reply = (await store.join("d", frozenset(), "de", T0 + 3)).reply
     assert reply["position"] == 2  # a, then d: b and c are out of the queue
 
     await store.ack("c", match_id, T0 + 4)  # b never acks
@@ -123,7 +125,8 @@ async def test_skip_requeues_the_partner_before_the_skipper(stores: StoreFactory
     store = stores(Rules(rematch_after_ms=60_000))
     await hello(store, "a", "b")
     match_id = await in_call(store, "a", "b")
-    reply, effects = await store.skip("a", match_id, T0 + 10)
+    outcome = await store.skip("a", match_id, T0 + 10)
+    reply, effects = outcome.reply, outcome.effects
     # One pairing in the last minute: position 2 is two minutes away.
     assert reply == {"requeued": True, "position": 2, "eta_ms": 120_000}
     assert messages(effects, "partner_left")["b"] == {
@@ -191,13 +194,15 @@ async def test_the_skip_that_reaches_the_limit_starts_a_cooldown(stores: StoreFa
     store = stores(Rules(rematch_after_ms=0, skip_limit=2, cooldowns_ms=(60_000, 300_000)))
     await hello(store, "a", "b")
     first = await in_call(store, "a", "b")
-    reply, effects = await store.skip("a", first, T0 + 1)
+    outcome = await store.skip("a", first, T0 + 1)
+    reply, effects = outcome.reply, outcome.effects
     assert reply["requeued"] is True
     second = messages(effects, "matched")["a"]["match_id"]  # paired again at once
     await store.ack("a", second, T0 + 2)
     await store.ack("b", second, T0 + 2)
 
-    reply, effects = await store.skip("a", second, T0 + 3)
+    outcome = await store.skip("a", second, T0 + 3)
+    reply, effects = outcome.reply, outcome.effects
     assert reply == {"requeued": False, "position": None, "eta_ms": None, "cooldown_ms": 60_000}
     assert messages(effects, "partner_left")["b"]["requeued"] is True
     with pytest.raises(Cooldown) as raised:
@@ -209,7 +214,8 @@ async def test_the_skip_that_reaches_the_limit_starts_a_cooldown(stores: StoreFa
     assert (await store.snapshot("a", T0 + 4)).state["cooldown_ms"] == 59_999
     for user in ("a", "b"):  # else a minute's silence gets them health-checked first
         await store.heard(user, T0 + 3 + 60_000)
-    reply, effects = await store.join("a", frozenset(), None, T0 + 3 + 60_000)
+    outcome = await store.join("a", frozenset(), None, T0 + 3 + 60_000)
+    reply, effects = outcome.reply, outcome.effects
     assert reply == {"position": 2, "eta_ms": None}  # behind b; no pairing in the last minute
     assert messages(effects, "matched")["a"]["partner"]["user_id"] == "b"
 
@@ -218,19 +224,20 @@ async def test_blocked_users_are_never_paired_either_way(stores: StoreFactory) -
     store = stores(RULES)
     await hello(store, "a", "b", "c")
     match_id = await in_call(store, "a", "b")
-    reply, effects = await store.end("a", match_id, T0 + 1, block=True)
+    outcome = await store.end("a", match_id, T0 + 1, block=True)
+    reply, effects = outcome.reply, outcome.effects
     assert reply == {}
     assert fx.Blocked("a", "b", match_id) in effects
     assert messages(effects, "partner_left")["b"]["reason"] == "ended"
 
-    _, effects = await store.join("a", frozenset(), None, T0 + 2)  # a joins while b waits
+    effects = (await store.join("a", frozenset(), None, T0 + 2)).effects  # a joins while b waits
     assert messages(effects, "matched") == {}
     await store.leave("a", T0 + 3)
     await store.leave("b", T0 + 3)
     await store.join("a", frozenset(), None, T0 + 4)
-    _, effects = await store.join("b", frozenset(), None, T0 + 5)  # b joins while a waits
+    effects = (await store.join("b", frozenset(), None, T0 + 5)).effects  # b joins while a waits
     assert messages(effects, "matched") == {}
-    _, effects = await store.join("c", frozenset(), None, T0 + 6)
+    effects = (await store.join("c", frozenset(), None, T0 + 6)).effects
     assert messages(effects, "matched")["c"]["partner"]["user_id"] == "a"
 
 
@@ -255,7 +262,7 @@ async def test_a_quiet_user_is_health_checked_before_the_proposal(stores: StoreF
     await store.join("a", frozenset(), None, T0)
     later = T0 + RULES.health_fresh_ms + 1
     await hello(store, "b", now=later)
-    _, effects = await store.join("b", frozenset(), None, later)
+    effects = (await store.join("b", frozenset(), None, later)).effects
     assert effects == [fx.Probe("a", "n1"), fx.WakeAt(later + RULES.health_timeout_ms)]
     for user in ("a", "b"):  # not told yet: "queued", next in line
         state = (await store.snapshot(user, later)).state

@@ -59,8 +59,8 @@ async def test_a_thousand_concurrent_joins_make_five_hundred_pairs(
         *(store_of(i).join(u, frozenset(), None, T0) for i, u in enumerate(users))
     )
     told: dict[str, str] = {}  # user → the match it was proposed
-    for _, effects in joins:
-        for e in effects:
+    for outcome in joins:
+        for e in outcome.effects:
             if isinstance(e, fx.Send) and e.message["type"] == "matched":
                 assert e.user_id not in told, f"{e.user_id} proposed twice"
                 told[e.user_id] = e.message["match_id"]

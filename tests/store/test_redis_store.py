@@ -63,7 +63,7 @@ async def test_scripts_come_back_after_a_script_flush(redis_url: str, redis_pref
     try:
         await store.attach("a", "A", "n1", "s-a", T0)
         await client.script_flush()  # what a restart or failover does to the script cache
-        reply, _ = await store.join("a", frozenset(), None, T0)
+        reply = (await store.join("a", frozenset(), None, T0)).reply
         assert reply == {"position": 1, "eta_ms": None}
     finally:
         await store.close()

@@ -32,7 +32,7 @@ from pairline.engine.clock import now_ms
 from pairline.engine.delivery import Delivery
 from pairline.errors import PairlineError
 from pairline.media.base import Media
-from pairline.store.base import Attached, Effects, Reply, Store
+from pairline.store.base import Attached, Effects, Outcome, Reply, Store, order_before
 
 log = structlog.get_logger("pairline.engine")
 
@@ -125,19 +125,20 @@ class Engine:
     # ------------------------------------------------------------------ client messages
 
     async def command(
-        self, user_id: str, command: Command, respond: Callable[[Reply], None]
+        self, user_id: str, command: Command, respond: Callable[[Reply, int], None]
     ) -> None:
-        """Run one command: `respond` gets the reply before any effect goes out.
+        """Run one command: `respond` gets the reply, and the user's event order it must not
+        overtake, before any effect goes out.
 
         Raises the command's `ProtocolError` (having changed nothing) when it is refused.
         """
-        reply, effects = await self._transition(user_id, command, self.clock())
+        outcome = await self._transition(user_id, command, self.clock())
         self._queue_changed = True
-        respond(reply)
-        self._note_position(user_id, reply)
-        self.apply(effects)
+        respond(outcome.reply, order_before(outcome.effects, user_id, outcome.order))
+        self._note_position(user_id, outcome.reply)
+        self.apply(outcome.effects)
 
-    async def _transition(self, user_id: str, command: Command, now: int) -> tuple[Reply, Effects]:
+    async def _transition(self, user_id: str, command: Command, now: int) -> Outcome:
         store = self.store
         if isinstance(command, Join):
             interests = normalise_interests(command.interests)
@@ -150,9 +151,9 @@ class Engine:
             return await store.end(user_id, command.match_id, now)
         if isinstance(command, Block):
             return await store.end(user_id, command.match_id, now, block=True)
-        reply, effects = await store.end(user_id, command.match_id, now, block=True)
-        self._log_report(user_id, command, effects)
-        return reply, effects
+        outcome = await store.end(user_id, command.match_id, now, block=True)
+        self._log_report(user_id, command, outcome.effects)
+        return outcome
 
     async def ack_matched(self, user_id: str, match_id: str) -> None:
         self.apply(await self.store.ack(user_id, match_id, self.clock()))

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pairline.core.effects import Effect
+from pairline.core.effects import Effect, Send
 from pairline.core.rules import Rules
 from pairline.settings import Settings
 
@@ -38,6 +38,24 @@ class Attached:
     order: int  # the user's event order after this transition (a new session's starting point)
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A command's result. `order` is the user's event order once it ran: events before this
+    command's own may still be on their way from other nodes, and its reply must not overtake
+    them (see `order_before`)."""
+
+    reply: Reply
+    effects: Effects
+    order: int
+
+
+def order_before(effects: Effects, user_id: str, order_after: int) -> int:
+    """The user's event order before a transition's own events to it: those follow its reply
+    (or welcome), while every earlier event must come before that."""
+    own = [e.order for e in effects if isinstance(e, Send) and e.user_id == user_id]
+    return min(own) - 1 if own else order_after
+
+
 class Store(Protocol):
     """Queue and match state; each method is one atomic transition."""
 
@@ -60,18 +78,16 @@ class Store(Protocol):
 
     async def join(
         self, user_id: str, interests: frozenset[str], lang: str | None, now: int
-    ) -> tuple[Reply, Effects]:
+    ) -> Outcome:
         """idle → queued, paired at once with the longest-waiting compatible user if any."""
 
-    async def leave(self, user_id: str, now: int) -> tuple[Reply, Effects]:
+    async def leave(self, user_id: str, now: int) -> Outcome:
         """queued → idle, or cancel the user's proposal."""
 
-    async def skip(self, user_id: str, match_id: str, now: int) -> tuple[Reply, Effects]:
+    async def skip(self, user_id: str, match_id: str, now: int) -> Outcome:
         """End the call; both re-queued (the skipper unless its cool-down starts)."""
 
-    async def end(
-        self, user_id: str, match_id: str, now: int, *, block: bool = False
-    ) -> tuple[Reply, Effects]:
+    async def end(self, user_id: str, match_id: str, now: int, *, block: bool = False) -> Outcome:
         """End the call; the user goes idle, the partner is re-queued; optionally block it."""
 
     async def ack(self, user_id: str, match_id: str, now: int) -> Effects:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pairline.core.matchmaker import Matchmaker
 from pairline.core.rules import Rules
-from pairline.store.base import Attached, Effects, Reply, StateView
+from pairline.store.base import Attached, Effects, Outcome, Reply, StateView
 
 
 def random_suffix() -> str:
@@ -50,19 +50,17 @@ class MemoryStore:
 
     async def join(
         self, user_id: str, interests: frozenset[str], lang: str | None, now: int
-    ) -> tuple[Reply, Effects]:
-        return self.mm.join(user_id, interests, lang, now)
+    ) -> Outcome:
+        return self._outcome(user_id, *self.mm.join(user_id, interests, lang, now))
 
-    async def leave(self, user_id: str, now: int) -> tuple[Reply, Effects]:
-        return self.mm.leave(user_id, now)
+    async def leave(self, user_id: str, now: int) -> Outcome:
+        return self._outcome(user_id, *self.mm.leave(user_id, now))
 
-    async def skip(self, user_id: str, match_id: str, now: int) -> tuple[Reply, Effects]:
-        return self.mm.skip(user_id, match_id, now)
+    async def skip(self, user_id: str, match_id: str, now: int) -> Outcome:
+        return self._outcome(user_id, *self.mm.skip(user_id, match_id, now))
 
-    async def end(
-        self, user_id: str, match_id: str, now: int, *, block: bool = False
-    ) -> tuple[Reply, Effects]:
-        return self.mm.end(user_id, match_id, now, block=block)
+    async def end(self, user_id: str, match_id: str, now: int, *, block: bool = False) -> Outcome:
+        return self._outcome(user_id, *self.mm.end(user_id, match_id, now, block=block))
 
     async def ack(self, user_id: str, match_id: str, now: int) -> Effects:
         return self.mm.ack(user_id, match_id, now)
@@ -98,3 +96,6 @@ class MemoryStore:
 
     async def close(self) -> None:
         return None
+
+    def _outcome(self, user_id: str, reply: Reply, effects: Effects) -> Outcome:
+        return Outcome(reply, effects, self.mm.order_of(user_id))

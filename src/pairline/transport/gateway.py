@@ -13,7 +13,6 @@ from typing import Any
 import structlog
 
 from pairline.auth import GuestTokens
-from pairline.core import effects as fx
 from pairline.core.protocol import (
     PROTOCOL_VERSION,
     Ack,
@@ -29,7 +28,7 @@ from pairline.core.protocol import (
 )
 from pairline.engine import Engine
 from pairline.errors import BadRequest, Internal, PairlineError, ProtocolError, StoreUnavailable
-from pairline.store.base import Attached
+from pairline.store.base import order_before
 from pairline.transport.registry import SessionRegistry
 from pairline.transport.session import Connection, Session
 
@@ -84,7 +83,9 @@ class Gateway:
             session = Session(
                 attached.session_id, user_id, identity.display_name, self.replay_limit
             )
-            session.order = _order_before(attached, user_id)
+            # This hello's own events for the user (a re-pairing on resume, say) follow the
+            # welcome as live messages; what came earlier is in the welcome's state snapshot.
+            session.order = order_before(attached.effects, user_id, attached.order)
             self.registry.add(session)
             seen = 0
             if not attached.fresh:
@@ -174,10 +175,10 @@ class Gateway:
             session.push(cached)
             return
 
-        def respond(reply: dict[str, Any]) -> None:
+        def respond(reply: dict[str, Any], order: int) -> None:
             payload = {"type": "reply", "re": command.id, "ok": True, **reply}
             session.remember_reply(command.id, payload)
-            session.push(payload)
+            self.registry.reply(session, order, payload)
 
         try:
             await self.engine.command(session.user_id, command, respond)
@@ -235,11 +236,3 @@ class Gateway:
             conn, session.conn = session.conn, None
             if conn is not None:
                 conn.close(1001, "server shutting down")
-
-
-def _order_before(attached: Attached, user_id: str) -> int:
-    """Where a new local session's event order starts: before this hello's own effects for
-    the user (a re-pairing on resume, say), which then follow the welcome as live messages;
-    what came earlier is in the welcome's state snapshot."""
-    own = [e.order for e in attached.effects if isinstance(e, fx.Send) and e.user_id == user_id]
-    return min(own) - 1 if own else attached.order

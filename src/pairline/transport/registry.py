@@ -65,9 +65,14 @@ class SessionRegistry:
         if session is None and user_id in self._expected:
             self._expected[user_id][order] = message
             return
-        if session is None:
-            return
-        waiting = session.deliver(order, message)
+        if session is not None:
+            self._watch_gap(session, session.deliver(order, message))
+
+    def reply(self, session: Session, order: int, message: dict[str, Any]) -> None:
+        """A command's reply, after the user's events up to `order` (see `Session.reply`)."""
+        self._watch_gap(session, session.reply(order, message))
+
+    def _watch_gap(self, session: Session, waiting: bool) -> None:
         if waiting and session.gap_handle is None:
             loop = asyncio.get_running_loop()
             session.gap_handle = loop.call_later(ORDER_GAP_S, self._gap_expired, session)

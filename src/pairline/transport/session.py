@@ -24,6 +24,7 @@ class Connection(Protocol):
 
 class Session:
     __slots__ = (
+        "_due",
         "_held",
         "_matched",
         "_outbox",
@@ -54,30 +55,53 @@ class Session:
         self._replies: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.order = 0  # the last of the store's events for this user that was pushed
         self._held: dict[int, dict[str, Any]] = {}  # events that arrived ahead of a gap
+        self._due: deque[tuple[int, dict[str, Any]]] = deque()  # replies waiting for events
         self.gap_handle: Any = None
 
     def deliver(self, order: int, message: dict[str, Any]) -> bool:
         """Push the store's `order`-th event for this user in its place; True while events
         wait behind a gap (one still on its way from another node)."""
         if order <= self.order:
-            return bool(self._held)  # already pushed (or from before this session)
+            return self.waiting()  # already pushed (or from before this session)
         if order > self.order + 1:
             self._held[order] = message
             return True
         self.order = order
         self.push(message)
+        self._push_due()
         while self.order + 1 in self._held:
             self.order += 1
             self.push(self._held.pop(self.order))
-        return bool(self._held)
+            self._push_due()
+        return self.waiting()
+
+    def reply(self, order: int, message: dict[str, Any]) -> bool:
+        """Push a command's reply once every event up to `order` (the user's event order when
+        the command ran) is out: a reply must not overtake an event still on its way from
+        another node. True while something waits."""
+        if order <= self.order:
+            self.push(message)
+        else:
+            self._due.append((order, message))
+        return self.waiting()
+
+    def waiting(self) -> bool:
+        """Whether events or replies wait for an event that has not arrived."""
+        return bool(self._held or self._due)
+
+    def _push_due(self) -> None:
+        due = self._due
+        while due and due[0][0] <= self.order:
+            self.push(due.popleft()[1])
 
     def abandon_gap(self) -> None:
-        """Give up on a missing event (lost with a dead node). What waited behind it is dropped
-        too, never delivered out of order: the caller makes the client resync from a snapshot,
-        which already reflects all of them."""
-        if self._held:
-            self.order = max(self._held)
-            self._held.clear()
+        """Give up on a missing event (lost with a dead node). Events that waited behind it are
+        dropped too, never delivered out of order: the caller makes the client resync from a
+        snapshot, which already reflects all of them. Replies go out: the client waits for them."""
+        orders = [*self._held, *(order for order, _ in self._due), self.order]
+        self.order = max(orders)
+        self._held.clear()
+        self._push_due()
 
     def push(self, message: dict[str, Any]) -> int:
         """Number, buffer and (if connected) send one message; return its seq."""

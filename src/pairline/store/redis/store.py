@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from pairline.core import effects as fx
 from pairline.core.rules import Rules
 from pairline.errors import StoreUnavailable
-from pairline.store.base import Attached, Effects, Reply, StateView
+from pairline.store.base import Attached, Effects, Outcome, StateView
 from pairline.store.memory import random_suffix
 from pairline.store.redis import codec
 from pairline.store.redis.keys import PartitionKeys
@@ -61,6 +61,11 @@ class RedisStore:
             raise StoreUnavailable(f"redis: {script} failed: {exc}") from exc
         return codec.outcome(raw)
 
+    async def _command(self, script: str, now: int, *args: str | int) -> Outcome:
+        """A command's script replies {the user's event order, its queue reply or {}}."""
+        (order, reply), effects = await self._run(script, now, *args)
+        return Outcome(codec.queue_reply(reply) if reply else {}, effects, order)
+
     async def attach(
         self, user_id: str, display_name: str, node_id: str, new_session_id: str, now: int
     ) -> Attached:
@@ -90,26 +95,20 @@ class RedisStore:
 
     async def join(
         self, user_id: str, interests: frozenset[str], lang: str | None, now: int
-    ) -> tuple[Reply, Effects]:
+    ) -> Outcome:
         # Sorted here, in Python's order, which a match's common interests keep; raw UTF-8,
         # so that cjson never has to decode an escaped surrogate pair.
         chosen = json.dumps(sorted(interests), ensure_ascii=False)
-        reply, effects = await self._run("join", now, user_id, chosen, lang or "")
-        return codec.queue_reply(reply), effects
+        return await self._command("join", now, user_id, chosen, lang or "")
 
-    async def leave(self, user_id: str, now: int) -> tuple[Reply, Effects]:
-        _, effects = await self._run("leave", now, user_id)
-        return {}, effects
+    async def leave(self, user_id: str, now: int) -> Outcome:
+        return await self._command("leave", now, user_id)
 
-    async def skip(self, user_id: str, match_id: str, now: int) -> tuple[Reply, Effects]:
-        reply, effects = await self._run("skip", now, user_id, match_id)
-        return codec.queue_reply(reply), effects
+    async def skip(self, user_id: str, match_id: str, now: int) -> Outcome:
+        return await self._command("skip", now, user_id, match_id)
 
-    async def end(
-        self, user_id: str, match_id: str, now: int, *, block: bool = False
-    ) -> tuple[Reply, Effects]:
-        _, effects = await self._run("end", now, user_id, match_id, "1" if block else "0")
-        return {}, effects
+    async def end(self, user_id: str, match_id: str, now: int, *, block: bool = False) -> Outcome:
+        return await self._command("end", now, user_id, match_id, "1" if block else "0")
 
     async def ack(self, user_id: str, match_id: str, now: int) -> Effects:
         return (await self._run("ack", now, user_id, match_id))[1]

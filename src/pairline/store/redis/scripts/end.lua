@@ -2,7 +2,7 @@
 -- re-queued; `block` then blocks the partner for good. Matchmaker.end.
 -- KEYS[1] partition prefix; ARGV[1] rules, ARGV[2] now, ARGV[3] match id seed (see lib.lua)
 -- ARGV[4] user id, ARGV[5] match id, ARGV[6] "1" to block
--- Reply: {}
+-- Reply: {the user's event order, {}}
 local uid, mid, block = ARGV[4], ARGV[5], ARGV[6] == "1"
 return run(function()
   local u = user_or_refuse(uid)
@@ -21,5 +21,5 @@ return run(function()
     redis.call("SADD", key("blocks", uid), partner)
     emit({"blocked", uid, partner, mid})
   end
-  return done()
+  return done_for(u)
 end)

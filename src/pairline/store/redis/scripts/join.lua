@@ -2,7 +2,7 @@
 -- Matchmaker.join.
 -- KEYS[1] partition prefix; ARGV[1] rules, ARGV[2] now, ARGV[3] match id seed (see lib.lua)
 -- ARGV[4] user id, ARGV[5] interests (JSON list, sorted; "[]" for none), ARGV[6] lang ("": none)
--- Reply: queue_reply {-1, position, eta_ms, false}
+-- Reply: {the user's event order, queue_reply {-1, position, eta_ms, false}}
 local uid, interests, lang = ARGV[4], ARGV[5], ARGV[6]
 return run(function()
   local u = user_or_refuse(uid)
@@ -22,5 +22,5 @@ return run(function()
   enqueue(u, new_ticket())
   local reply = queue_reply(u)
   try_pair(u)
-  return done(reply)
+  return done_for(u, reply)
 end)

@@ -1,7 +1,7 @@
 -- leave: queued → idle, or cancel the user's proposal. Matchmaker.leave.
 -- KEYS[1] partition prefix; ARGV[1] rules, ARGV[2] now, ARGV[3] match id seed (see lib.lua)
 -- ARGV[4] user id
--- Reply: {}
+-- Reply: {the user's event order, {}}
 local uid = ARGV[4]
 return run(function()
   local u = user_or_refuse(uid)
@@ -14,5 +14,5 @@ return run(function()
   else
     refuse_state("leave", "queued or proposed", status_name(u))
   end
-  return done()
+  return done_for(u)
 end)

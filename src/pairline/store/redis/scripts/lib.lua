@@ -61,6 +61,11 @@ local function done(reply)
   return {"ok", reply or {}, FX}
 end
 
+-- A command's reply, with the user's event order once it ran (store.base.Outcome.order).
+local function done_for(u, reply)
+  return done({u.order or 0, reply or {}})
+end
+
 local function ticket_ms(ticket)  -- model.ticket_ms, exact for tickets < 2^53
   return (ticket - math.fmod(ticket, TICKS_PER_MS)) / TICKS_PER_MS
 end

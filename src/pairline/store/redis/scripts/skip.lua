@@ -2,13 +2,13 @@
 -- starts). Matchmaker.skip.
 -- KEYS[1] partition prefix; ARGV[1] rules, ARGV[2] now, ARGV[3] match id seed (see lib.lua)
 -- ARGV[4] user id, ARGV[5] match id
--- Reply: queue_reply {requeued, position, eta_ms, cooldown_ms}
+-- Reply: {the user's event order, queue_reply {requeued, position, eta_ms, cooldown_ms}}
 local uid, mid = ARGV[4], ARGV[5]
 return run(function()
   local u = user_or_refuse(uid)
   local m = call_for(u, mid, "skip")
   if m == nil then  -- the partner ended it first: already over, not counted
-    return done(queue_reply(u, u.status ~= "idle"))
+    return done_for(u, queue_reply(u, u.status ~= "idle"))
   end
   refuse_if_cooling(uid)
   local partner = partner_of(m, uid)
@@ -23,5 +23,5 @@ return run(function()
     reply = queue_reply(u, true)
   end
   pair_requeued({partner, uid})
-  return done(reply)
+  return done_for(u, reply)
 end)
