@@ -24,12 +24,13 @@ lint: $(VENV)/.test
 	$(BIN)/mypy
 
 # Servers under test are subprocesses that mostly wait: four workers keep two cores busy.
-# The heavy churn runs load both cores by themselves, so they follow, one at a time.
+# The churn runs (one node; three nodes on Redis, with and without one killed) load both cores
+# by themselves, so they follow, one at a time.
 check-tests: $(VENV)/.test
 	$(BIN)/python -m pytest -n 4 --dist loadfile -m "not heavy and not soak"
-	$(BIN)/python -m pytest -m heavy
+	$(BIN)/python -m pytest -m "heavy or soak"
 
-# Three nodes, 300 random users, with and without a node killed mid-run (a few minutes).
+# Only the three-node churn runs (about three minutes).
 soak: $(VENV)/.test
 	$(BIN)/python -m pytest -m soak -v
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import signal
 
+import pytest
+
 from pairline.client import Client
 from tests.conftest import ClientFactory, ServerFactory
 from tests.e2e.test_call import in_call
+from tests.e2e.test_matching import confirmed_pair
 
 
 async def test_drop_and_resume_replays_missed_messages_in_order(connect: ClientFactory) -> None:
@@ -121,6 +124,23 @@ async def test_media_lost_with_a_healthy_partner_keeps_the_call(connect: ClientF
     assert (await bob.wait_for("chat")).raw["text"] == "still here?"
     assert (await ann.refresh_state())["status"] == "in_call"
     assert not [e for e in ann.events_log if e.type == "partner_left"]
+
+
+async def test_a_health_check_is_answered_even_right_after_other_messages(
+    start_server: ServerFactory,
+) -> None:
+    # The server tells its store of most messages at most every health_fresh/4 (15 s here),
+    # but the answer to a health check must count at once.
+    server = await start_server(PAIRLINE_HEALTH_FRESH_MS=60_000, PAIRLINE_PING_INTERVAL_MS=20_000)
+    async with Client(server.url) as ann, Client(server.url) as bob:
+        await ann.join()
+        await bob.join()
+        await confirmed_pair(ann, bob)
+        await ann.media_lost()
+        await bob.wait_for("ping")  # the health check; bob's pong is his first word since acks
+        with pytest.raises(TimeoutError):  # the health timeout is 0.5 s
+            await ann.wait_for("partner_left", timeout=2)
+        assert (await ann.refresh_state())["status"] == "in_call"
 
 
 async def test_a_stopping_server_tells_queued_users_their_place_is_gone(

@@ -56,6 +56,8 @@ class Runtime:
             tokens,
             node_id=settings.node_id,
             heartbeat_ms=settings.ping_interval_ms,
+            # A quarter of the freshness a pairing asks for: stale by that much at worst.
+            heard_interval_ms=settings.health_fresh_ms // 4,
             replay_limit=settings.replay_limit,
             state_dies_with_node=settings.redis_url is None,
         )

@@ -50,6 +50,7 @@ class Gateway:
         *,
         node_id: str,
         heartbeat_ms: int,
+        heard_interval_ms: int,
         replay_limit: int,
         state_dies_with_node: bool,
     ) -> None:
@@ -58,6 +59,7 @@ class Gateway:
         self.tokens = tokens
         self.node_id = node_id
         self.heartbeat_ms = heartbeat_ms
+        self.heard_interval_s = heard_interval_ms / 1000
         self.replay_limit = replay_limit
         self.state_dies_with_node = state_dies_with_node
 
@@ -138,7 +140,7 @@ class Gateway:
         if self.registry.get(session.user_id) is not session:
             return  # the session ended while this message was in flight
         try:
-            await self.engine.heard(session.user_id)
+            await self._heard(session)
             await self._dispatch(session, data)
         except ProtocolError as exc:
             session.push(exc.to_wire(command_id_of(data)))
@@ -147,6 +149,22 @@ class Gateway:
             session.push(
                 Internal("the server could not process this message").to_wire(command_id_of(data))
             )
+
+    async def _heard(self, session: Session) -> None:
+        """Tell the store the user is alive: at once when a health check waits for it, else
+        at most once per interval (with Redis, most messages would otherwise cost a script
+        call just to move a timestamp that only needs to be roughly fresh)."""
+        now = asyncio.get_running_loop().time()
+        if not session.probed and now - session.heard_told_at < self.heard_interval_s:
+            return
+        # Cleared first: a probe that comes while this call is on its way waits for the next.
+        probed, session.probed = session.probed, False
+        try:
+            await self.engine.heard(session.user_id)
+        except BaseException:
+            session.probed = probed
+            raise
+        session.heard_told_at = now
 
     async def _dispatch(self, session: Session, data: bytes | str) -> None:
         message = decode(data)

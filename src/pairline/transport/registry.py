@@ -99,6 +99,7 @@ class SessionRegistry:
     def probe(self, node_id: str, user_id: str) -> None:
         session = self._sessions.get(user_id)
         if session is not None and session.conn is not None:
+            session.probed = True
             self._ping(session)
 
     def end_session(

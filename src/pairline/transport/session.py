@@ -33,9 +33,11 @@ class Session:
         "conn",
         "display_name",
         "gap_handle",
+        "heard_told_at",
         "order",
         "ping_handle",
         "ping_nonce",
+        "probed",
         "seq",
         "session_id",
         "user_id",
@@ -57,6 +59,8 @@ class Session:
         self._held: dict[int, dict[str, Any]] = {}  # events that arrived ahead of a gap
         self._due: deque[tuple[int, dict[str, Any]]] = deque()  # replies waiting for events
         self.gap_handle: Any = None
+        self.heard_told_at = float("-inf")  # when the store last heard of this user (loop time)
+        self.probed = False  # a health check waits for this user's next message
 
     def deliver(self, order: int, message: dict[str, Any]) -> bool:
         """Push the store's `order`-th event for this user in its place; True while events
