@@ -56,8 +56,9 @@ class Runtime:
             tokens,
             node_id=settings.node_id,
             heartbeat_ms=settings.ping_interval_ms,
-            # A quarter of the freshness a pairing asks for: stale by that much at worst.
-            heard_interval_ms=settings.health_fresh_ms // 4,
+            # The store's "last heard" lags by at most a quarter of the freshness a pairing
+            # asks for, or of the silence that makes a user stale.
+            heard_interval_ms=min(settings.health_fresh_ms, rules.stale_after_ms) // 4,
             replay_limit=settings.replay_limit,
             state_dies_with_node=settings.redis_url is None,
         )

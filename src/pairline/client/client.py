@@ -604,7 +604,7 @@ class Client:
                 return
             if isinstance(event, Reply):
                 if not replayed:
-                    self._state = apply_reply(self._state, pending.command, event)
+                    self._state = apply_reply(self._state, pending.message, event)
                 pending.future.set_result(event.payload)
             else:
                 pending.future.set_exception(

@@ -62,9 +62,14 @@ def apply_event(state: Snapshot, event: Event) -> Snapshot:
     return state
 
 
-def apply_reply(state: Snapshot, command: str, reply: Reply) -> Snapshot:
-    """The snapshot after a successful reply to our own `command`."""
+def apply_reply(state: Snapshot, sent: dict[str, Any], reply: Reply) -> Snapshot:
+    """The snapshot after a successful reply to the command we `sent`."""
     body = reply.raw
+    command = sent["type"]
+    ends_a_call = command in ("skip", "end", "block", "report")
+    current = match_id_of(state)
+    if ends_a_call and current is not None and current != sent.get("match_id"):
+        return state  # late, for a call already over: the one we are in now goes on
     if command == "join":
         return _queued(state, body.get("position"), body.get("eta_ms"))
     if command == "leave":
@@ -75,6 +80,6 @@ def apply_reply(state: Snapshot, command: str, reply: Reply) -> Snapshot:
             queued = _queued(state, body.get("position"), body.get("eta_ms"))
             return {**queued, "cooldown_ms": cooldown}
         return {**_idle(state), "cooldown_ms": cooldown}
-    if command in ("end", "block", "report"):
+    if ends_a_call:
         return _idle(state)
     return state
