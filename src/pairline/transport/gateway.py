@@ -140,8 +140,10 @@ class Gateway:
         if self.registry.get(session.user_id) is not session:
             return  # the session ended while this message was in flight
         try:
-            await self._heard(session)
-            await self._dispatch(session, data)
+            message = decode(data)
+            # A pong always counts at once: pings are what finds stale users.
+            await self._heard(session, at_once=isinstance(message, Pong))
+            await self._dispatch(session, message)
         except ProtocolError as exc:
             session.push(exc.to_wire(command_id_of(data)))
         except PairlineError:
@@ -150,12 +152,13 @@ class Gateway:
                 Internal("the server could not process this message").to_wire(command_id_of(data))
             )
 
-    async def _heard(self, session: Session) -> None:
-        """Tell the store the user is alive: at once when a health check waits for it, else
-        at most once per interval (with Redis, most messages would otherwise cost a script
-        call just to move a timestamp that only needs to be roughly fresh)."""
+    async def _heard(self, session: Session, *, at_once: bool) -> None:
+        """Tell the store the user is alive: at once for a pong or when a health check waits
+        for it, else at most once per interval (with Redis, every ack and chat would otherwise
+        cost a script call just to move a timestamp that only needs to be roughly fresh)."""
         now = asyncio.get_running_loop().time()
-        if not session.probed and now - session.heard_told_at < self.heard_interval_s:
+        recently = now - session.heard_told_at < self.heard_interval_s
+        if recently and not (at_once or session.probed):
             return
         # Cleared first: a probe that comes while this call is on its way waits for the next.
         probed, session.probed = session.probed, False
@@ -166,8 +169,7 @@ class Gateway:
             raise
         session.heard_told_at = now
 
-    async def _dispatch(self, session: Session, data: bytes | str) -> None:
-        message = decode(data)
+    async def _dispatch(self, session: Session, message: Any) -> None:
         user_id = session.user_id
         if isinstance(message, Ack):
             if message.seq > session.seq:
