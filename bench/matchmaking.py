@@ -145,7 +145,8 @@ class Server:
         self.workdir = tempfile.TemporaryDirectory(prefix="pairline-bench-")
         self.log_path = Path(self.workdir.name) / "server.log"
         env = {**os.environ, "PAIRLINE_LOG_LEVEL": "warning", "PAIRLINE_WS_IMPL": ws_impl}
-        env |= {"PAIRLINE_SKIP_LIMIT": "0", **extra_env}
+        # All simulated users come from 127.0.0.1: lift the per-address limits.
+        env |= {"PAIRLINE_SKIP_LIMIT": "0", **UNLIMITED_ADDRESS, **extra_env}
         cmd = [sys.executable, "-m", "pairline", "serve", "--pairline-port", str(port)]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
@@ -224,6 +225,12 @@ class Deployment:
         return bool(self.redis_url) and any(
             host in str(self.redis_url) for host in ("127.0.0.1", "localhost", "[::1]")
         )
+
+
+UNLIMITED_ADDRESS = {
+    "PAIRLINE_MAX_CONNECTIONS_PER_IP": "1000000",
+    "PAIRLINE_GUEST_TOKENS_PER_IP_PER_MIN": "1000000",
+}
 
 
 def node_env(

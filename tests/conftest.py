@@ -28,6 +28,9 @@ FAST_SETTINGS: dict[str, str] = {
     "PAIRLINE_RESUME_WINDOW_MS": "1500",
     "PAIRLINE_INTEREST_WAIT_MS": "1000",
     "PAIRLINE_LOG_FORMAT": "json",
+    # Every test client comes from 127.0.0.1; tests of these limits set their own.
+    "PAIRLINE_MAX_CONNECTIONS_PER_IP": "100000",
+    "PAIRLINE_GUEST_TOKENS_PER_IP_PER_MIN": "100000",
 }
 _READY = re.compile(rb"Uvicorn running on http://[^:]+:(\d+)")
 

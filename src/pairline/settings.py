@@ -36,7 +36,33 @@ class Settings(BaseSettings):
     )
     jwt_secret: str | None = Field(None, validation_alias=AliasChoices("PAIRLINE_JWT_SECRET"))
     jwks_url: str | None = Field(None, validation_alias=AliasChoices("PAIRLINE_JWKS_URL"))
+    jwt_audience: str | None = Field(None, validation_alias=AliasChoices("PAIRLINE_JWT_AUDIENCE"))
+    jwt_issuer: str | None = Field(None, validation_alias=AliasChoices("PAIRLINE_JWT_ISSUER"))
     admin_token: str | None = Field(None, validation_alias=AliasChoices("PAIRLINE_ADMIN_TOKEN"))
+    # Each report is POSTed here, signed with the secret (see pairline.webhooks), and retried.
+    report_webhook_url: str | None = Field(
+        None, validation_alias=AliasChoices("PAIRLINE_REPORT_WEBHOOK_URL")
+    )
+    report_webhook_secret: str | None = Field(
+        None, validation_alias=AliasChoices("PAIRLINE_REPORT_WEBHOOK_SECRET")
+    )
+    # Records wait here (a local SQLite file) until the database has them: see pairline.records.
+    outbox_path: str = Field(
+        "pairline-outbox.db", validation_alias=AliasChoices("PAIRLINE_OUTBOX_PATH")
+    )
+
+    # Flood protection. Messages per connection: a bucket of `burst` refilled at `rate` per
+    # second (ICE candidates come in bursts); past it the connection is closed with 4429.
+    message_rate_per_s: float = Field(
+        30.0, validation_alias=AliasChoices("PAIRLINE_MESSAGE_RATE_PER_S")
+    )
+    message_burst: int = Field(120, validation_alias=AliasChoices("PAIRLINE_MESSAGE_BURST"))
+    max_connections_per_ip: int = Field(
+        50, validation_alias=AliasChoices("PAIRLINE_MAX_CONNECTIONS_PER_IP")
+    )
+    guest_tokens_per_ip_per_min: int = Field(
+        60, validation_alias=AliasChoices("PAIRLINE_GUEST_TOKENS_PER_IP_PER_MIN")
+    )
 
     # Signs guest tokens. Unset: a random key per process, so guest tokens die with it; every
     # node of a cluster must share one.

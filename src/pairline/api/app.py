@@ -7,6 +7,7 @@ involved; the ASGI route below serves it under any other ASGI server.
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,7 +21,7 @@ from pairline.api.logs import configure_logging
 from pairline.api.openapi import OPENAPI
 from pairline.api.runtime import Runtime
 from pairline.auth import Identity
-from pairline.errors import BadRequest, ProtocolError, Unauthorized
+from pairline.errors import BadRequest, ProtocolError, RateLimited, Unauthorized
 from pairline.settings import Settings
 from pairline.transport.asgi_ws import websocket_endpoint
 
@@ -73,25 +74,33 @@ async def guest_token(request: Request) -> Response:
             raise BadRequest('expected {"display_name": "…"}')
         name = data.get("display_name")
     runtime = _runtime(request)
+    address = request.client.host if request.client else "?"
+    limit = runtime.guest_token_limit
+    now = time.monotonic()
+    if not limit.take(address, now):
+        retry_after_s = limit.retry_after(address, now)
+        raise RateLimited(
+            "too many guest tokens from this address", retry_after_ms=int(retry_after_s * 1000)
+        )
     token, identity = runtime.tokens.issue(name)
     return JSONResponse(
         {"token": token, "user_id": identity.user_id, "expires_in_s": runtime.tokens.ttl_s}
     )
 
 
-def bearer_identity(request: Request) -> Identity:
+async def bearer_identity(request: Request) -> Identity:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    identity = (
-        _runtime(request).tokens.verify(token.strip()) if scheme.lower() == "bearer" else None
+    verified = (
+        await _runtime(request).auth.verify(token.strip()) if scheme.lower() == "bearer" else None
     )
-    if identity is None:
+    if verified is None:
         raise Unauthorized("a valid bearer token is required")
-    return identity
+    return verified.identity
 
 
 async def status(request: Request) -> Response:
-    identity = bearer_identity(request)
+    identity = await bearer_identity(request)
     return JSONResponse(await _runtime(request).engine.snapshot(identity.user_id))
 
 
@@ -113,4 +122,7 @@ async def protocol_error(request: Request, exc: Exception) -> Response:
     status_code = {"unauthorized": 401, "not_found": 404, "rate_limited": 429}.get(exc.code, 400)
     if exc.code == "internal":
         status_code = 500
-    return JSONResponse(exc.to_wire(), status_code=status_code)
+    headers = {}
+    if exc.retry_after_ms:
+        headers["Retry-After"] = str(-(-exc.retry_after_ms // 1000))
+    return JSONResponse(exc.to_wire(), status_code=status_code, headers=headers)

@@ -8,9 +8,12 @@ from typing import TYPE_CHECKING
 from pairline.auth import GuestTokens
 from pairline.core.rules import Rules
 from pairline.engine import Engine
+from pairline.identity import Authenticator, OperatorTokens
+from pairline.limits import KeyedBuckets
 from pairline.media import Media, open_media
 from pairline.settings import Settings
 from pairline.store import Store, open_store
+from pairline.transport.flood import FloodGuard
 from pairline.transport.gateway import Gateway
 from pairline.transport.registry import SessionRegistry
 
@@ -30,6 +33,9 @@ class Runtime:
     engine: Engine
     gateway: Gateway
     tokens: GuestTokens
+    auth: Authenticator
+    flood: FloodGuard
+    guest_token_limit: KeyedBuckets  # per client address
     cluster: ClusterNode | None = None
     ready: bool = False
 
@@ -50,10 +56,11 @@ class Runtime:
             deadline_poll_s=CLUSTER_DEADLINE_POLL_S if cluster else None,
         )
         tokens = GuestTokens(settings.secret, settings.guest_token_ttl_s)
+        auth = Authenticator(tokens, _operator_tokens(settings))
         gateway = Gateway(
             engine,
             registry,
-            tokens,
+            auth,
             node_id=settings.node_id,
             heartbeat_ms=settings.ping_interval_ms,
             # The store's "last heard" lags by at most a quarter of the freshness a pairing
@@ -62,12 +69,30 @@ class Runtime:
             replay_limit=settings.replay_limit,
             state_dies_with_node=settings.redis_url is None,
         )
-        runtime = cls(settings, store, media, registry, engine, gateway, tokens, cluster)
+        flood = FloodGuard(
+            settings.message_rate_per_s, settings.message_burst, settings.max_connections_per_ip
+        )
+        per_minute = settings.guest_tokens_per_ip_per_min
+        guest_token_limit = KeyedBuckets(per_minute / 60, per_minute)
+        runtime = cls(
+            settings,
+            store,
+            media,
+            registry,
+            engine,
+            gateway,
+            tokens,
+            auth,
+            flood,
+            guest_token_limit,
+            cluster,
+        )
         if cluster is not None:
             cluster.bind(on_node_lost=engine.node_lost, on_resync=gateway.resync)
         return runtime
 
     async def start(self) -> None:
+        await self.auth.start()
         if self.cluster is not None:
             await self.cluster.start()
         await self.engine.start()
@@ -80,6 +105,21 @@ class Runtime:
         if self.cluster is not None:
             await self.cluster.stop()
         await self.store.close()
+        await self.auth.close()
+
+
+def _operator_tokens(settings: Settings) -> OperatorTokens | None:
+    """The operator's own user tokens, when configured. Their users' ids are keyed by
+    PAIRLINE_SECRET, which must therefore be set (and shared by every node) for blocks to hold."""
+    if not (settings.jwt_secret or settings.jwks_url):
+        return None
+    return OperatorTokens(
+        id_key=settings.secret.encode(),
+        secret=settings.jwt_secret,
+        jwks_url=settings.jwks_url if not settings.jwt_secret else None,
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+    )
 
 
 def _cluster_node(

@@ -47,7 +47,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     runtime = websocket.app.state.runtime
     await websocket.accept()
     conn = _AsgiConnection()
-    handler = ConnectionHandler(runtime.gateway, conn)
+    peer = websocket.client.host if websocket.client else None
+    handler = ConnectionHandler(runtime.gateway, conn, runtime.flood, peer)
     writer = asyncio.create_task(_write(websocket, conn))
     limit = runtime.settings.max_frame_bytes
     try:

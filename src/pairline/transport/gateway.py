@@ -12,7 +12,6 @@ from typing import Any
 
 import structlog
 
-from pairline.auth import GuestTokens
 from pairline.core.protocol import (
     PROTOCOL_VERSION,
     Ack,
@@ -28,6 +27,7 @@ from pairline.core.protocol import (
 )
 from pairline.engine import Engine
 from pairline.errors import BadRequest, Internal, PairlineError, ProtocolError, StoreUnavailable
+from pairline.identity import Authenticator
 from pairline.store.base import order_before
 from pairline.transport.registry import SessionRegistry
 from pairline.transport.session import Connection, Session
@@ -46,7 +46,7 @@ class Gateway:
         self,
         engine: Engine,
         registry: SessionRegistry,
-        tokens: GuestTokens,
+        auth: Authenticator,
         *,
         node_id: str,
         heartbeat_ms: int,
@@ -56,7 +56,7 @@ class Gateway:
     ) -> None:
         self.engine = engine
         self.registry = registry
-        self.tokens = tokens
+        self.auth = auth
         self.node_id = node_id
         self.heartbeat_ms = heartbeat_ms
         self.heard_interval_s = heard_interval_ms / 1000
@@ -70,10 +70,11 @@ class Gateway:
         if hello.v != PROTOCOL_VERSION:
             conn.close(CloseCode.BAD_HELLO, f"protocol version {PROTOCOL_VERSION} only")
             return None
-        identity = self.tokens.verify(hello.token)
-        if identity is None:
+        verified = await self.auth.verify(hello.token)
+        if verified is None:
             conn.close(CloseCode.BAD_HELLO, "bad or expired token")
             return None
+        identity = verified.identity
         user_id = identity.user_id
         existing = self.registry.get(user_id)
         seen = existing.seq if existing is not None else 0

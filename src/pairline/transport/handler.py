@@ -12,6 +12,7 @@ from collections import deque
 
 from pairline.core.protocol import CloseCode, Hello, decode
 from pairline.errors import ProtocolError
+from pairline.transport.flood import FloodGuard
 from pairline.transport.gateway import Gateway
 from pairline.transport.session import Connection, Session
 
@@ -26,20 +27,30 @@ class Phase(enum.Enum):
 
 class ConnectionHandler:
     __slots__ = (
+        "_budget",
         "_draining",
+        "_guard",
         "_hello_timer",
         "_inbox",
         "_task",
         "conn",
         "gateway",
+        "gone",
+        "peer",
         "phase",
         "session",
     )
 
-    def __init__(self, gateway: Gateway, conn: Connection) -> None:
+    def __init__(
+        self, gateway: Gateway, conn: Connection, guard: FloodGuard, peer: str | None
+    ) -> None:
         self.gateway = gateway
         self.conn = conn
+        self.peer = peer
+        self._guard = guard
+        self._budget = guard.budget()
         self.phase = Phase.AWAITING_HELLO
+        self.gone = False  # the connection itself is closed (phase CLOSED may come first)
         self.session: Session | None = None
         self._inbox: deque[bytes | str] = deque()
         self._draining = False
@@ -47,10 +58,16 @@ class ConnectionHandler:
         self._hello_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
             HELLO_TIMEOUT_S, self._hello_overdue
         )
+        if not guard.admit(peer):
+            self.peer = None  # nothing was counted for it
+            self._close(CloseCode.FLOOD, "too many connections from this address")
 
     def received(self, data: bytes | str) -> None:
         """A message arrived; messages of one connection are processed strictly in order."""
         if self.phase is Phase.CLOSED:
+            return
+        if not self._budget.spend():
+            self._close(CloseCode.FLOOD, "too many messages")
             return
         self._inbox.append(data)
         if not self._draining:
@@ -59,11 +76,14 @@ class ConnectionHandler:
 
     def closed(self) -> None:
         """The connection is gone (either side closed it, or it broke)."""
-        if self.phase is Phase.CLOSED:
+        if self.gone:
             return
+        self.gone = True
         self.phase = Phase.CLOSED
         self._cancel_hello_timer()
         self._inbox.clear()
+        self._guard.release(self.peer)
+        self.peer = None
         if self.session is not None and not self._draining:
             self._task = asyncio.create_task(self.gateway.disconnected(self.session, self.conn))
 
@@ -77,7 +97,7 @@ class ConnectionHandler:
                     await self.gateway.receive(self.session, data)
         finally:
             self._draining = False
-            if self.phase is Phase.CLOSED and self.session is not None:
+            if self.gone and self.session is not None:
                 await self.gateway.disconnected(self.session, self.conn)
 
     async def _hello(self, data: bytes | str) -> None:
@@ -103,9 +123,13 @@ class ConnectionHandler:
             self._refuse("no hello within 5 s")
 
     def _refuse(self, reason: str) -> None:
+        self._close(CloseCode.BAD_HELLO, reason)
+
+    def _close(self, code: int, reason: str) -> None:
         self.phase = Phase.CLOSED
         self._inbox.clear()
-        self.conn.close(CloseCode.BAD_HELLO, reason)
+        self._cancel_hello_timer()
+        self.conn.close(code, reason)
 
     def _cancel_hello_timer(self) -> None:
         if self._hello_timer is not None:

@@ -19,6 +19,7 @@ from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
 from pairline.core.protocol import CloseCode
+from pairline.transport.flood import FloodGuard
 from pairline.transport.gateway import Gateway
 from pairline.transport.handler import ConnectionHandler
 from pairline.transport.session import Session
@@ -34,6 +35,7 @@ class NativeWebSocket(asyncio.Protocol):
     def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any], **_: Any) -> None:
         runtime = app_state.get("pairline")
         self.gateway: Gateway | None = runtime.gateway if runtime is not None else None
+        self.flood: FloodGuard | None = runtime.flood if runtime is not None else None
         self.max_frame_bytes: int = runtime.settings.max_frame_bytes if runtime else 65536
         self.connections: set[Any] = server_state.connections
         # Frames up to 4x the limit are read (then refused with 4400); larger ones fail at once.
@@ -119,8 +121,10 @@ class NativeWebSocket(asyncio.Protocol):
         else:
             response = self.ws.accept(request)
         self.ws.send_response(response)
-        if response.status_code == 101 and self.gateway is not None:
-            self.handler = ConnectionHandler(self.gateway, self)
+        if response.status_code == 101 and self.gateway is not None and self.flood is not None:
+            peer = self.transport.get_extra_info("peername") if self.transport else None
+            address = peer[0] if isinstance(peer, tuple) and peer else None
+            self.handler = ConnectionHandler(self.gateway, self, self.flood, address)
 
     def _frame(self, frame: Frame) -> None:
         if self.handler is None:
