@@ -1,4 +1,4 @@
-"""The `pairline` command: `pairline serve` runs a node.
+"""The `pairline` command: `pairline serve` runs a node; `pairline migrate` the records schema.
 
 Every setting of protocol.md §8 is also a `serve` flag named after its environment variable in
 kebab case (`PAIRLINE_PORT` → `--pairline-port`); a flag wins over the environment.
@@ -66,9 +66,37 @@ def _serve_command() -> click.Command:
     )
 
 
+@click.command("migrate")
+@click.option(
+    "--database-url",
+    envvar="DATABASE_URL",
+    default=None,
+    help="The records database (default: DATABASE_URL, else sqlite:///pairline.db).",
+)
+@click.option("--down", "down_to", default=None, help="Downgrade to this revision (e.g. base).")
+def migrate_command(database_url: str | None, down_to: str | None) -> None:
+    """Bring the records database's schema up to date (nodes also do this at start)."""
+    import asyncio
+
+    from pairline.records.database import async_url
+    from pairline.records.migrate import current, downgrade, upgrade
+
+    url = async_url(database_url or Settings().database_url)
+
+    async def run() -> str | None:
+        if down_to is not None:
+            await downgrade(url, down_to)
+        else:
+            await upgrade(url)
+        return await current(url)
+
+    click.echo(f"schema revision: {asyncio.run(run()) or 'none'}")
+
+
 def cli() -> None:
     group = click.Group(
         "pairline", help="pairline: matchmaking for 1:1 random video and text chat."
     )
     group.add_command(_serve_command())
+    group.add_command(migrate_command)
     group()
