@@ -1,5 +1,7 @@
 """Hypothesis drives random interleavings of every transition through the pure core and checks
-protocol.md §4's invariants after each step, plus what each user was told."""
+protocol.md §4's invariants after each step, plus what each user was told: nobody in two matches,
+blocked pairs never matched, banned users never queued, matched or even connected while banned,
+and the skip records the engine would record (SkipPenaltyChanged) always the store's own."""
 
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from pairline.core import effects as fx
+from pairline.core.cooldown import SkipRecord
 from pairline.core.matchmaker import Matchmaker
 from pairline.core.model import MatchPhase, UserStatus
+from pairline.core.protocol import CloseCode
 from pairline.core.rules import Rules
 from pairline.errors import ProtocolError
 
@@ -43,6 +47,8 @@ def fingerprint(mm: Matchmaker) -> Any:
         list(mm.queue),
         sorted((m.match_id, m.phase, tuple(sorted(m.acked))) for m in mm.matches.values()),
         {k: set(v) for k, v in mm.compat.blocks.items()},
+        dict(mm.bans),
+        {k: (list(r.skips), r.level, r.cooldown_until) for k, r in mm.skips.items()},
     )
 
 
@@ -53,10 +59,21 @@ class MatchmakerMachine(RuleBasedStateMachine):
         self.mm = Matchmaker(RULES, lambda: f"m{next(ids)}")
         self.now = 1_000_000
         self.sessions = itertools.count()
-        self.blocked: set[frozenset[str]] = set()
+        self.blocks: set[tuple[str, str]] = set()  # (blocker, blocked)
+        self.bans: dict[str, int | None] = {}  # user → banned until (None: for good)
+        self.penalties: dict[str, tuple[tuple[int, ...], int, int]] = {}  # as last recorded
         self.live_match: dict[str, str] = {}  # user → match it was told `matched` and not ended
         self.confirmed: set[str] = set()
         self.orders: dict[str, int] = {}  # the last event order each user was sent
+
+    def blocked(self, a: str, b: str) -> bool:
+        return (a, b) in self.blocks or (b, a) in self.blocks
+
+    def banned(self, user_id: str) -> bool:
+        if user_id not in self.bans:
+            return False
+        until = self.bans[user_id]
+        return until is None or until > self.now
 
     def check_order(self, user_id: str, order: int) -> None:
         """A user's events are numbered 1, 2, 3, … in the order they are produced."""
@@ -66,6 +83,11 @@ class MatchmakerMachine(RuleBasedStateMachine):
     # ---------------------------------------------------------------- bookkeeping of effects
 
     def apply(self, effects: list[fx.Effect]) -> None:
+        # A transition's skip records come last, one per user whose record changed.
+        kinds = [isinstance(e, fx.SkipPenaltyChanged) for e in effects]
+        assert kinds == sorted(kinds), "SkipPenaltyChanged before another effect"
+        changed = [e.user_id for e in effects if isinstance(e, fx.SkipPenaltyChanged)]
+        assert len(changed) == len(set(changed)), effects
         for effect in effects:
             if isinstance(effect, fx.Send):
                 self.check_order(effect.user_id, effect.order)
@@ -83,14 +105,17 @@ class MatchmakerMachine(RuleBasedStateMachine):
                 self.live_match.pop(effect.user_id, None)
                 self.orders.pop(effect.user_id, None)  # a new session's events count afresh
             elif isinstance(effect, fx.Blocked):
-                self.blocked.add(frozenset((effect.blocker, effect.blocked)))
+                self.blocks.add((effect.blocker, effect.blocked))
+            elif isinstance(effect, fx.SkipPenaltyChanged):
+                self.penalties[effect.user_id] = (effect.skips, effect.level, effect.cooldown_until)
 
     def observe(self, user_id: str, message: dict[str, Any]) -> None:
         kind = message["type"]
         if kind == "matched":
             partner = message["partner"]["user_id"]
             assert partner != user_id
-            assert frozenset((user_id, partner)) not in self.blocked, "blocked pair matched"
+            assert not self.blocked(user_id, partner), "blocked pair matched"
+            assert not self.banned(user_id) and not self.banned(partner), "banned user matched"
             assert user_id not in self.live_match, f"{user_id} matched twice"
             self.live_match[user_id] = message["match_id"]
         elif kind == "match_cancelled" and user_id not in self.live_match:
@@ -198,6 +223,36 @@ class MatchmakerMachine(RuleBasedStateMachine):
             for user_id in match.users:
                 self.call(self.mm.ack, user_id, match.match_id, self.now)
 
+    @rule(user=users, ban_ms=st.sampled_from([None, 0, 1000, 15_000]))
+    def ban(self, user: str, ban_ms: int | None) -> None:
+        until = None if ban_ms is None else self.now + ban_ms
+        session = self.mm.users.get(user)
+        effects = self.call(self.mm.ban, user, until, self.now)
+        self.bans[user] = until
+        if session is not None and self.banned(user):
+            close = fx.EndSession(user, session.node_id, session.session_id, CloseCode.BANNED)
+            assert close in effects
+            assert user not in self.mm.users
+        else:
+            assert not any(isinstance(e, fx.EndSession) for e in effects)
+
+    @rule(pick=st.integers(0, 3), ban_ms=st.sampled_from([None, 15_000]))
+    def ban_someone_matched(self, pick: int, ban_ms: int | None) -> None:
+        """Bans of users in a proposal, health check or call, which random bans rarely hit."""
+        matched = sorted(uid for uid, u in self.mm.users.items() if u.match_id)
+        if matched:
+            self.ban(matched[pick % len(matched)], ban_ms)
+
+    @rule(user=users)
+    def unban(self, user: str) -> None:
+        self.mm.unban(user)
+        self.bans.pop(user, None)
+
+    @rule(blocker=users, blocked=users)
+    def unblock(self, blocker: str, blocked: str) -> None:
+        self.mm.unblock(blocker, blocked)
+        self.blocks.discard((blocker, blocked))
+
     @rule(dt=st.one_of(st.integers(0, 1500), st.integers(0, 12_000)))
     def time_passes(self, dt: int) -> None:
         self.now += dt
@@ -212,6 +267,34 @@ class MatchmakerMachine(RuleBasedStateMachine):
     @invariant()
     def protocol_invariants(self) -> None:
         self.mm.check_invariants()
+
+    @invariant()
+    def banned_users_are_gone(self) -> None:
+        """A banned user has no session while banned: never queued, matched, or in a call."""
+        for user_id in self.mm.users:
+            assert not self.banned(user_id), user_id
+        for user_id in USERS:
+            assert self.mm.is_banned(user_id, self.now) == self.banned(user_id)
+
+    @invariant()
+    def blocks_are_as_set_and_lifted(self) -> None:
+        for a in USERS:
+            for b in USERS:
+                assert self.mm.compat.is_blocked(a, b) == self.blocked(a, b), (a, b)
+
+    @invariant()
+    def recorded_skip_penalties_are_the_stores(self) -> None:
+        """What SkipPenaltyChanged carried is every skip record the state has; one it no longer
+        has was blank, so forgetting it loses nothing."""
+        for user_id in set(self.mm.skips) | set(self.penalties):
+            record = self.mm.skips.get(user_id)
+            recorded = self.penalties.get(user_id)
+            if record is None:
+                assert recorded is not None
+                skips, level, cooldown_until = recorded
+                assert SkipRecord(list(skips), level, cooldown_until).is_blank(self.now, RULES)
+            else:
+                assert recorded == (tuple(record.skips), record.level, record.cooldown_until)
 
     @invariant()
     def told_state_matches_real_state(self) -> None:

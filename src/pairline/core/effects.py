@@ -76,10 +76,35 @@ class Blocked:
 
 
 @dataclass(frozen=True, slots=True)
+class SkipPenaltyChanged:
+    """The user's skip record (`core.cooldown.SkipRecord`) changed: a skip was counted, a
+    cool-down started or a good call forgave it. Its whole new value (to be recorded), so that
+    cool-downs and their escalation survive a restart (`Store.load_skip_penalties`).
+
+    A transition emits these after all its other effects, one per changed user, in the order the
+    users' records first changed."""
+
+    user_id: str
+    skips: tuple[int, ...]  # times of the recent skips, oldest first
+    level: int  # cool-downs served so far
+    cooldown_until: int  # epoch ms; 0 or past: not cooling down
+
+
+@dataclass(frozen=True, slots=True)
 class WakeAt:
     """A deadline was set: the engine's timer must fire no later than this."""
 
     at: int
 
 
-Effect = Send | Probe | EndSession | Confirmed | CallEnded | MatchFailed | Blocked | WakeAt
+Effect = (
+    Send
+    | Probe
+    | EndSession
+    | Confirmed
+    | CallEnded
+    | MatchFailed
+    | Blocked
+    | SkipPenaltyChanged
+    | WakeAt
+)

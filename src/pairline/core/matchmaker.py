@@ -7,12 +7,13 @@ state (`DeadlineBook`), and `expire(now)` completes whichever are due.
 
 The invariants (protocol.md §4), which `check_invariants` verifies and the property tests drive:
 a user is in exactly one state; in at most one match; blocked pairs are never matched; a match is
-confirmed for both sides or for neither.
+confirmed for both sides or for neither. A banned user has no session while its ban lasts, so it is
+never queued or matched.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pairline.core import effects as fx
@@ -33,7 +34,7 @@ from pairline.core.policy import Compatibility, PairingRate
 from pairline.core.protocol import CloseCode
 from pairline.core.rules import Rules
 from pairline.core.waitqueue import WaitQueue
-from pairline.errors import Cooldown, InvalidState, NotFound
+from pairline.errors import Banned, Cooldown, InvalidState, NotFound
 
 Effects = list[fx.Effect]
 Reply = dict[str, Any]
@@ -50,6 +51,10 @@ class Matchmaker:
         self.matches: dict[str, Match] = {}
         self.compat = Compatibility(rules)
         self.skips: dict[str, SkipRecord] = {}
+        self.bans: dict[str, int | None] = {}  # user → banned until (epoch ms; None: for good)
+        # Skip records changed by the running transition, in the order they first changed: its
+        # SkipPenaltyChanged effects, emitted after all its others (`_penalties_changed`).
+        self._changed_skips: dict[str, SkipRecord] = {}
         self.deadlines = DeadlineBook()
         self.rate = PairingRate(rules.eta_window_ms)
         self._last_ticket = 0
@@ -63,7 +68,9 @@ class Matchmaker:
 
         Returns (session id, whether it is new, effects). A session that carries on comes back
         online: its partner hears `partner_resumed`, and a queued user may be paired again.
+        A banned user is refused (`Banned`): the gateway closes its connection with 4403.
         """
+        self._refuse_if_banned(user_id, now)
         user = self.users.get(user_id)
         if user is None:
             self.users[user_id] = User(
@@ -157,6 +164,9 @@ class Matchmaker:
         self.compat.prune(now)
         for user_id in [k for k, rec in self.skips.items() if rec.is_blank(now, self.rules)]:
             del self.skips[user_id]
+        for user_id in [k for k, until in self.bans.items() if until is not None and until <= now]:
+            del self.bans[user_id]
+        self._penalties_changed(effects)
         return effects
 
     # ------------------------------------------------------------------ commands
@@ -165,6 +175,7 @@ class Matchmaker:
         self, user_id: str, interests: frozenset[str], lang: str | None, now: int
     ) -> tuple[Reply, Effects]:
         user = self._user(user_id)
+        self._refuse_if_banned(user_id, now)
         if user.status is not UserStatus.IDLE:
             raise InvalidState.expected("join", "idle", self._status_name(user))
         self._refuse_if_cooling(user_id, now)
@@ -205,7 +216,10 @@ class Matchmaker:
         effects: Effects = []
         partner = match.partner_of(user_id)
         self._end_call(match, now, "skipped", user_id, effects)
-        cooldown = self.skips.setdefault(user_id, SkipRecord()).record_skip(now, self.rules)
+        record = self.skips.setdefault(user_id, SkipRecord())
+        cooldown = record.record_skip(now, self.rules)
+        if self.rules.skip_limit > 0:  # else nothing is counted
+            self._changed_skips[user_id] = record
         self._requeue_partner(partner, match, "skipped", now, effects)
         if cooldown:
             reply: Reply = {"requeued": False, "position": None, "eta_ms": None}
@@ -214,6 +228,7 @@ class Matchmaker:
             self._enqueue(user, self._new_ticket(now))  # after the partner it left behind
             reply = self._queue_reply(user, now, requeued=True)
         self._pair_requeued((partner, user_id), now, effects)
+        self._penalties_changed(effects)
         return reply, effects
 
     def end(
@@ -234,7 +249,81 @@ class Matchmaker:
         if block and partner:
             self.compat.block(user_id, partner)
             effects.append(fx.Blocked(user_id, partner, match_id))
+        self._penalties_changed(effects)
         return {}, effects
+
+    # ------------------------------------------------------------------ moderation
+
+    def ban(self, user_id: str, until: int | None, now: int) -> Effects:
+        """Ban the user until `until` (epoch ms; None: for good), replacing any ban it has.
+
+        While the ban lasts, `attach` and `join` refuse it with `Banned`. It acts at once: the
+        user leaves its queue place (told `queue_cancelled{reason: banned}`), its proposal (the
+        partner is told `match_cancelled{reason: partner_left}` and keeps its place) or its call
+        (ended with reason "banned"; the partner is told `partner_left{reason: ended}` and
+        re-queued), and its session ends with close code 4403: nothing of it is left to resume.
+        A user without a session, or a ban already over at `now`, is only recorded.
+        """
+        self.bans[user_id] = until
+        user = self.users.get(user_id)
+        effects: Effects = []
+        if user is None or not self.is_banned(user_id, now):
+            return effects
+        match = self.matches.get(user.match_id) if user.match_id else None
+        if user.status is UserStatus.QUEUED or (
+            match is not None and match.phase is MatchPhase.CHECKING
+        ):  # queued, as far as it knows
+            effects.append(self._send(user_id, dict(_QUEUE_BANNED)))
+        if user.status is UserStatus.QUEUED:
+            self._dequeue(user)
+        elif match is not None:
+            partner = match.partner_of(user_id)
+            if match.phase is MatchPhase.CONFIRMED:
+                self._end_call(match, now, "banned", user_id, effects)
+                self._requeue_partner(partner, match, "ended", now, effects)
+                self._pair_requeued((partner,), now, effects)
+            else:
+                outcomes = {partner: ("partner_left", True), user_id: ("", False)}
+                self._cancel(match, now, effects, reason="banned", outcomes=outcomes)
+        self.deadlines.cancel(DeadlineKind.INTEREST, user_id)
+        self._end_session(user, effects, close_code=CloseCode.BANNED)
+        self._penalties_changed(effects)
+        return effects
+
+    def unban(self, user_id: str) -> None:
+        """Lift the user's ban, if it has one."""
+        self.bans.pop(user_id, None)
+
+    def is_banned(self, user_id: str, now: int) -> bool:
+        """Whether a ban holds the user at `now` (one whose end has come no longer does)."""
+        if user_id not in self.bans:
+            return False
+        until = self.bans[user_id]
+        return until is None or until > now
+
+    def unblock(self, blocker: str, blocked: str) -> None:
+        """Lift `blocker`'s block of `blocked`; a block the other way stays."""
+        self.compat.unblock(blocker, blocked)
+
+    # ------------------------------------------------------------------ loading the records
+
+    def load_blocks(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Add these (blocker, blocked) blocks to those the state has."""
+        for blocker, blocked in pairs:
+            self.compat.block(blocker, blocked)
+
+    def load_bans(self, bans: Mapping[str, int | None]) -> None:
+        """Record these bans (user → until; None: for good), replacing the state's ban of the
+        same user: the records are the authority on bans. Nobody is removed (that is `ban`'s
+        work); a loaded ban refuses the user's next hello and join."""
+        self.bans.update(bans)
+
+    def load_skip_penalties(self, records: Mapping[str, tuple[list[int], int, int]]) -> None:
+        """Add these skip records (user → (skip times, level, cooldown_until)) for users the
+        state has none for: a record the state holds is as new as the stored one or newer."""
+        for user_id, (skips, level, cooldown_until) in records.items():
+            if user_id not in self.skips:
+                self.skips[user_id] = SkipRecord(sorted(skips), level, cooldown_until)
 
     def ack(self, user_id: str, match_id: str, now: int) -> Effects:
         """The user acked its `matched`; the second ack confirms the match for both."""
@@ -299,6 +388,7 @@ class Matchmaker:
                     self._try_pair(user, now, effects)
             elif kind is DeadlineKind.MEDIA_CHECK:
                 self._media_check_failed(key, now, effects)
+        self._penalties_changed(effects)
         return effects
 
     # ------------------------------------------------------------------ reads
@@ -378,6 +468,7 @@ class Matchmaker:
             else:
                 assert user.match_id is None, user
         assert all(uid in self.users for uid in self.queue)
+        assert not self._changed_skips, "skip records changed but not emitted"
 
     # ------------------------------------------------------------------ pairing
 
@@ -608,8 +699,10 @@ class Matchmaker:
             user.last_match_id = match.match_id
             user.last_partner_id = match.partner_of(uid)
             user.status = UserStatus.IDLE
-            if good and uid in self.skips:
-                self.skips[uid].forgive()
+            record = self.skips.get(uid)
+            if good and record is not None and (record.skips or record.level):
+                record.forgive()
+                self._changed_skips[uid] = record
         effects.append(fx.CallEnded(match))
 
     def _requeue_partner(
@@ -707,6 +800,23 @@ class Matchmaker:
                 f"skipping too often; try again in {cooling // 1000 + 1} s", retry_after_ms=cooling
             )
 
+    def _refuse_if_banned(self, user_id: str, now: int) -> None:
+        if not self.is_banned(user_id, now):
+            return
+        until = self.bans[user_id]
+        if until is None:
+            raise Banned("you are banned")
+        left = until - now
+        raise Banned(f"you are banned; try again in {left // 1000 + 1} s", retry_after_ms=left)
+
+    def _penalties_changed(self, effects: Effects) -> None:
+        """End a transition: a SkipPenaltyChanged for each skip record it changed."""
+        for user_id, r in self._changed_skips.items():
+            effects.append(
+                fx.SkipPenaltyChanged(user_id, tuple(r.skips), r.level, r.cooldown_until)
+            )
+        self._changed_skips.clear()
+
     def _send(self, user_id: str, message: dict[str, Any]) -> fx.Send:
         user = self.users[user_id]
         user.order += 1
@@ -730,6 +840,7 @@ def _leaver_reason(match: Match) -> str:
 
 
 _QUEUE_TIMED_OUT = {"type": "queue_cancelled", "reason": "connection_timeout"}
+_QUEUE_BANNED = {"type": "queue_cancelled", "reason": "banned"}
 
 
 def _partner_info(partner: User, match: Match) -> dict[str, Any]:

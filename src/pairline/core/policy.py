@@ -26,7 +26,12 @@ class Compatibility:
         self.blocks.setdefault(blocker, set()).add(blocked)
 
     def unblock(self, blocker: str, blocked: str) -> None:
-        self.blocks.get(blocker, set()).discard(blocked)
+        """Lift `blocker`'s block of `blocked` (a block the other way stays)."""
+        mine = self.blocks.get(blocker)
+        if mine is not None:
+            mine.discard(blocked)
+            if not mine:
+                del self.blocks[blocker]
 
     def is_blocked(self, a: str, b: str) -> bool:
         return b in self.blocks.get(a, ()) or a in self.blocks.get(b, ())

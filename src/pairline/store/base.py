@@ -7,7 +7,7 @@ when `REDIS_URL` is set, `redis`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -62,7 +62,10 @@ class Store(Protocol):
     async def attach(
         self, user_id: str, display_name: str, node_id: str, new_session_id: str, now: int
     ) -> Attached:
-        """A hello: continue the user's session (back online) or open a new one."""
+        """A hello: continue the user's session (back online) or open a new one.
+
+        Raises `Banned` (with `retry_after_ms` when the ban has an end) while the user is
+        banned: the gateway closes that connection with 4403."""
 
     async def renew_session(self, user_id: str, session_id: str) -> None:
         """Give the user's session a new id (a client too far behind to replay)."""
@@ -79,7 +82,9 @@ class Store(Protocol):
     async def join(
         self, user_id: str, interests: frozenset[str], lang: str | None, now: int
     ) -> Outcome:
-        """idle → queued, paired at once with the longest-waiting compatible user if any."""
+        """idle → queued, paired at once with the longest-waiting compatible user if any.
+
+        Refused with `Banned` while the user is banned, `Cooldown` while it cools down."""
 
     async def leave(self, user_id: str, now: int) -> Outcome:
         """queued → idle, or cancel the user's proposal."""
@@ -117,6 +122,40 @@ class Store(Protocol):
         self, user_ids: Iterable[str], now: int
     ) -> dict[str, tuple[int, int | None, int]]:
         """(position, eta_ms, event order) of those of these users who are queued."""
+
+    async def ban(self, user_id: str, until: int | None, now: int) -> Effects:
+        """Ban the user until `until` (epoch ms; None: for good), replacing any ban it has.
+
+        While the ban lasts (until > now), `attach` and `join` raise `Banned`. It acts at once:
+        - queued: out of the queue, told `queue_cancelled{reason: banned}`;
+        - proposed: the proposal is cancelled as when the user leaves (the partner is told
+          `match_cancelled{reason: partner_left}` and keeps its place in the queue);
+        - in a call: the call ends (`CallEnded`, end_reason "banned", ended_by the user) and the
+          partner is told `partner_left{reason: ended}` and re-queued, as after `end`;
+        - with a session: `EndSession` with close code 4403, and the user's state is gone.
+        A user without a session (or a ban already over at `now`) is only recorded.
+        """
+
+    async def unban(self, user_id: str, now: int) -> None:
+        """Lift the user's ban, if it has one."""
+
+    async def unblock(self, blocker: str, blocked: str) -> None:
+        """Lift the block `blocker` set on `blocked` (`end(..., block=True)`); only that
+        direction: a block the other way stays."""
+
+    async def load_blocks(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """At start-up, from the records: add these (blocker, blocked) blocks. Idempotent."""
+
+    async def load_bans(self, bans: Mapping[str, int | None]) -> None:
+        """At start-up, from the records: record these bans (user → until; None: for good),
+        replacing the store's ban of the same user (the records are the authority on bans).
+        Bans the store holds for other users stay. Idempotent. Nobody is removed from queue
+        or call: a loaded ban refuses the user's next hello and join (`ban` acts at once)."""
+
+    async def load_skip_penalties(self, records: Mapping[str, tuple[list[int], int, int]]) -> None:
+        """At start-up, from the records: user → (skip times, level, cooldown_until), as
+        `SkipPenaltyChanged` carried them. A user the store already has a skip record for keeps
+        it: the store's is as new as the recorded one, or newer. Idempotent."""
 
     async def close(self) -> None:
         """Release connections."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pairline.core.matchmaker import Matchmaker
@@ -93,6 +93,24 @@ class MemoryStore:
         self, user_ids: Iterable[str], now: int
     ) -> dict[str, tuple[int, int | None, int]]:
         return self.mm.queue_status(user_ids, now)
+
+    async def ban(self, user_id: str, until: int | None, now: int) -> Effects:
+        return self.mm.ban(user_id, until, now)
+
+    async def unban(self, user_id: str, now: int) -> None:
+        self.mm.unban(user_id)
+
+    async def unblock(self, blocker: str, blocked: str) -> None:
+        self.mm.unblock(blocker, blocked)
+
+    async def load_blocks(self, pairs: Iterable[tuple[str, str]]) -> None:
+        self.mm.load_blocks(pairs)
+
+    async def load_bans(self, bans: Mapping[str, int | None]) -> None:
+        self.mm.load_bans(bans)
+
+    async def load_skip_penalties(self, records: Mapping[str, tuple[list[int], int, int]]) -> None:
+        self.mm.load_skip_penalties(records)
 
     async def close(self) -> None:
         return None

@@ -207,6 +207,12 @@ def _match_failed(raw: list[Any], reason: str, detail: list[list[Any]]) -> fx.Ma
     return fx.MatchFailed(match(raw), reason, users)
 
 
+def _skip_penalty(
+    user_id: str, skips: list[int], level: int, cooldown_until: int
+) -> fx.SkipPenaltyChanged:
+    return fx.SkipPenaltyChanged(user_id, tuple(skips), level, cooldown_until)
+
+
 _EFFECTS: dict[str, Callable[..., fx.Effect]] = {
     "send": _send,
     "probe": fx.Probe,
@@ -215,5 +221,6 @@ _EFFECTS: dict[str, Callable[..., fx.Effect]] = {
     "call_ended": _call_ended,
     "match_failed": _match_failed,
     "blocked": fx.Blocked,
+    "skip_penalty": _skip_penalty,
     "wake": fx.WakeAt,
 }

@@ -17,6 +17,8 @@ each transition's script touches a single slot.
 | `skips:<user id>` | HASH | the user's skip record: recent skip times, cool-down level and end |
 | `skippers` | ZSET | users with a skip record; score = when it is blank (the sweep prunes it) |
 | `pairings` | ZSET | confirmed match ids; score = when (the queue's ETA) |
+| `bans` | HASH | banned user → until (epoch ms; 0: for good); an ended ban refuses nothing |
+| `ban_ends` | ZSET | users in `bans` whose ban has an end; score = that end (pruned by the sweep) |
 | `counters` | HASH | match id counter, last ticket, deadline and user sequence numbers |
 | `node:<node id>` | SET | users connected through that node (to detach them all if it dies) |
 
@@ -45,6 +47,8 @@ SUFFIXES: Final[dict[str, str]] = {
     "skips": "skips:",
     "skippers": "skippers",
     "pairings": "pairings",
+    "bans": "bans",
+    "ban_ends": "ban_ends",
     "counters": "counters",
     "node": "node:",
 }

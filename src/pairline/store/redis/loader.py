@@ -35,6 +35,10 @@ SCRIPTS = (
     "snapshot",
     "queue_status",
     "next_deadline",
+    "ban",
+    "unban",
+    "unblock",
+    "load_skips",
 )
 
 

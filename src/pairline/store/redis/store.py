@@ -3,15 +3,16 @@ one queue partition. It behaves exactly as `MemoryStore` does (tests/store/test_
 holds it to that), with two bounds a shared store needs: `expire` completes at most
 `expire_batch` deadlines per call and `sweep_stale` drops at most `sweep_batch` users per call
 (the rest wait for the next call), and `node_lost` detaches a node's users `node_batch` per
-script.
+script. The start-up loaders write `load_batch` items per pipeline or script.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -40,6 +41,7 @@ class RedisStore:
         expire_batch: int = 100,
         sweep_batch: int = 500,
         node_batch: int = 500,
+        load_batch: int = 500,
     ) -> None:
         self.client = client  # also carries the cluster's pub/sub
         self._scripts = ScriptRunner(client)
@@ -51,6 +53,7 @@ class RedisStore:
         self._expire_batch = expire_batch
         self._sweep_batch = sweep_batch
         self._node_batch = node_batch
+        self._load_batch = load_batch
 
     async def _run(self, script: str, now: int, *args: str | int) -> tuple[Any, Effects]:
         """Run one transition; raise its refusal, or StoreUnavailable when Redis fails."""
@@ -151,8 +154,59 @@ class RedisStore:
         flat, _ = await self._run("queue_status", now, *ids)
         return {flat[i]: (flat[i + 1], flat[i + 2], flat[i + 3]) for i in range(0, len(flat), 4)}
 
+    async def ban(self, user_id: str, until: int | None, now: int) -> Effects:
+        return (await self._run("ban", now, user_id, 0 if until is None else until))[1]
+
+    async def unban(self, user_id: str, now: int) -> None:
+        await self._run("unban", now, user_id)
+
+    async def unblock(self, blocker: str, blocked: str) -> None:
+        await self._run("unblock", 0, blocker, blocked)
+
+    async def load_blocks(self, pairs: Iterable[tuple[str, str]]) -> None:
+        for batch in _batches(pairs, self._load_batch):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for blocker, blocked in batch:
+                    pipe.sadd(self.keys.key("blocks", blocker), blocked)
+                await self._execute(pipe, "load_blocks")
+
+    async def load_bans(self, bans: Mapping[str, int | None]) -> None:
+        bans_key, ends_key = self.keys.key("bans"), self.keys.key("ban_ends")
+        for batch in _batches(bans.items(), self._load_batch):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for user_id, until in batch:  # as ban.lua records one
+                    pipe.hset(bans_key, user_id, 0 if until is None else until)
+                    if until is None:
+                        pipe.zrem(ends_key, user_id)
+                    else:
+                        pipe.zadd(ends_key, {user_id: until})
+                await self._execute(pipe, "load_bans")
+
+    async def load_skip_penalties(self, records: Mapping[str, tuple[list[int], int, int]]) -> None:
+        for batch in _batches(records.items(), self._load_batch):
+            args: list[str | int] = []
+            for user_id, (skips, level, cooldown_until) in batch:
+                args += [user_id, ",".join(str(t) for t in sorted(skips)), level, cooldown_until]
+            await self._run("load_skips", 0, *args)
+
+    async def _execute(self, pipe: Any, what: str) -> None:
+        try:
+            await pipe.execute()
+        except RedisError as exc:
+            raise StoreUnavailable(f"redis: {what} failed: {exc}") from exc
+
     async def close(self) -> None:
         try:
             await self.client.aclose()
         except RedisError as exc:
             raise StoreUnavailable(f"redis: close failed: {exc}") from exc
+
+
+_T = TypeVar("_T")
+
+
+def _batches(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    """`items` in lists of at most `size` (itertools.batched, which Python 3.11 lacks)."""
+    it = iter(items)
+    while batch := list(itertools.islice(it, size)):
+        yield batch

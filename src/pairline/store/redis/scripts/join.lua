@@ -6,6 +6,7 @@
 local uid, interests, lang = ARGV[4], ARGV[5], ARGV[6]
 return run(function()
   local u = user_or_refuse(uid)
+  refuse_if_banned(uid)
   if u.status ~= "idle" then
     refuse_state("join", "idle", status_name(u))
   end

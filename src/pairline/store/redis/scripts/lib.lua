@@ -22,6 +22,7 @@ local ID_SEED = ARGV[3]
 local TICKS_PER_MS = 1000
 local STALE_CLOSE = 4408  -- CloseCode.STALE
 local REPLACED_CLOSE = 4409  -- CloseCode.REPLACED
+local BANNED_CLOSE = 4403  -- CloseCode.BANNED
 
 local function key(name, id)
   return P .. KEY[name] .. (id or "")
@@ -57,7 +58,15 @@ local function run(main)
   error(out, 0)
 end
 
+-- Matchmaker._changed_skips: the skip records this transition changed (user → record), and
+-- the users in the order their records first changed.
+local CHANGED_SKIPS, CHANGED_ORDER = {}, {}
+
 local function done(reply)
+  for _, uid in ipairs(CHANGED_ORDER) do  -- Matchmaker._penalties_changed: after all the rest
+    local r = CHANGED_SKIPS[uid]
+    emit({"skip_penalty", uid, r.times, r.level, r.until_at})
+  end
   return {"ok", reply or {}, FX}
 end
 
@@ -362,6 +371,13 @@ local function save_skips(r)
   redis.call("ZADD", key("skippers"), blank_at, r.uid)
 end
 
+local function skip_changed(r)  -- an entry of Matchmaker._changed_skips
+  if CHANGED_SKIPS[r.uid] == nil then
+    CHANGED_ORDER[#CHANGED_ORDER + 1] = r.uid
+  end
+  CHANGED_SKIPS[r.uid] = r
+end
+
 local function cooling_ms(uid)  -- Matchmaker._cooling_ms
   local r = load_skips(uid)
   if r == nil then
@@ -392,15 +408,17 @@ local function record_skip(uid)  -- SkipRecord.record_skip
     r.times = {}
   end
   save_skips(r)
+  skip_changed(r)
   return duration
 end
 
-local function forgive(uid)  -- SkipRecord.forgive, for a user that has a record
+local function forgive(uid)  -- SkipRecord.forgive, for a user whose record it changes
   local r = load_skips(uid)
-  if r ~= nil then
+  if r ~= nil and (#r.times > 0 or r.level ~= 0) then
     r.times = {}
     r.level = 0
     save_skips(r)
+    skip_changed(r)
   end
 end
 
@@ -410,6 +428,32 @@ local function refuse_if_cooling(uid)  -- Matchmaker._refuse_if_cooling
     refuse("cooldown", "skipping too often; try again in " .. int(math.floor(cooling / 1000) + 1)
       .. " s", cooling)
   end
+end
+
+-- ---------------------------------------------------------------- bans (Matchmaker.bans)
+
+local function ban_until(uid)  -- Matchmaker.is_banned: the end of the ban in force (0: for good)
+  local raw = redis.call("HGET", key("bans"), uid)
+  if not raw then
+    return nil
+  end
+  local until_at = tonumber(raw)
+  if until_at ~= 0 and until_at <= NOW then
+    return nil  -- over
+  end
+  return until_at
+end
+
+local function refuse_if_banned(uid)  -- Matchmaker._refuse_if_banned
+  local until_at = ban_until(uid)
+  if until_at == nil then
+    return
+  elseif until_at == 0 then
+    refuse("banned", "you are banned")
+  end
+  local left = until_at - NOW
+  refuse("banned", "you are banned; try again in " .. int(math.floor(left / 1000) + 1) .. " s",
+    left)
 end
 
 -- ---------------------------------------------------------------- compatibility (policy.py)

@@ -1,6 +1,7 @@
 -- sweep_stale: users whose open connection missed its pings leave queue and call, and are
 -- closed; then forget what no longer matters (rematch pairs, blank skip records, pairings
--- older than the ETA window). At most ARGV[4] users per call, the longest unheard first.
+-- older than the ETA window, bans that are over). At most ARGV[4] users per call, the longest
+-- unheard first.
 -- Matchmaker.sweep_stale.
 -- KEYS[1] partition prefix; ARGV[1] rules, ARGV[2] now, ARGV[3] match id seed (see lib.lua)
 -- ARGV[4] batch size
@@ -23,6 +24,10 @@ return run(function()
   for _, uid in ipairs(redis.call("ZRANGEBYSCORE", key("skippers"), "-inf", int(NOW))) do
     redis.call("DEL", key("skips", uid))
     redis.call("ZREM", key("skippers"), uid)
+  end
+  for _, uid in ipairs(redis.call("ZRANGEBYSCORE", key("ban_ends"), "-inf", int(NOW))) do
+    redis.call("HDEL", key("bans"), uid)
+    redis.call("ZREM", key("ban_ends"), uid)
   end
   return done()
 end)
