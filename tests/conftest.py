@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import signal
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -40,6 +42,7 @@ class RunningServer:
     process: asyncio.subprocess.Process
     url: str
     settings: dict[str, str]
+    workdir: str  # its working folder: the SQLite records and the outbox live here by default
     log: list[str] = field(default_factory=list)
     _drain: asyncio.Task[None] | None = None
 
@@ -60,8 +63,10 @@ class RunningServer:
         return "".join(self.log)
 
 
-async def launch_server(settings: dict[str, str]) -> RunningServer:
-    """Start `pairline serve` on a free port; return once it accepts connections."""
+async def launch_server(settings: dict[str, str], workdir: str | None = None) -> RunningServer:
+    """Start `pairline serve` on a free port, in `workdir` (default: a new temporary folder, so
+    each server has its own records); return once it accepts connections."""
+    workdir = workdir or tempfile.mkdtemp(prefix="pairline-test-")
     env = {**os.environ, **FAST_SETTINGS, **settings}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -71,6 +76,7 @@ async def launch_server(settings: dict[str, str]) -> RunningServer:
         "--pairline-port",
         "0",
         env=env,
+        cwd=workdir,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -83,7 +89,8 @@ async def launch_server(settings: dict[str, str]) -> RunningServer:
         log.append(line.decode(errors="replace"))
         if ready := _READY.search(line):
             break
-    server = RunningServer(process, f"http://127.0.0.1:{int(ready.group(1))}", settings, log)
+    url = f"http://127.0.0.1:{int(ready.group(1))}"
+    server = RunningServer(process, url, settings, workdir, log)
 
     async def drain() -> None:
         assert process.stderr is not None
@@ -114,6 +121,8 @@ async def start_server(request: pytest.FixtureRequest) -> AsyncIterator[ServerFa
     if failed is not None and failed.failed:
         for server in servers:
             sys.stderr.write(f"--- server log {server.url}\n{server.log_text()[-6000:]}\n")
+    for server in servers:
+        shutil.rmtree(server.workdir, ignore_errors=True)
 
 
 @pytest.fixture

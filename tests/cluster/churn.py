@@ -24,6 +24,8 @@ class User:
     client: Client
     rng: random.Random
     ended: dict[str, str] = field(default_factory=dict)  # command id → the call it ended
+    blocker: bool = False  # ends its calls with `block` rather than `end`
+    blocked: dict[str, str] = field(default_factory=dict)  # block command id → the partner
 
 
 @dataclass
@@ -32,6 +34,8 @@ class ChurnReport:
     confirmed: int
     violations: list[str]
     actions: dict[str, int]
+    confirmed_ids: set[str] = field(default_factory=set)  # calls some user was told started
+    ended_ids: set[str] = field(default_factory=set)  # calls some user was told are over
 
 
 async def _act(user: User, stop_at: float, actions: dict[str, int]) -> None:
@@ -45,13 +49,16 @@ async def _act(user: User, stop_at: float, actions: dict[str, int]) -> None:
                 await client.join(interests=rng.sample(["a", "b", "c"], rng.randint(0, 1)))
             elif status == "in_call" and client.match_id:
                 match_id = client.match_id  # the call this user sees, whatever comes meanwhile
+                partner = (client.state.get("match") or {}).get("partner", {}).get("user_id")
                 await asyncio.sleep(rng.uniform(0.5, 2.0))  # the user's own pace, not a sync
                 roll = rng.random()
                 if roll < 0.5:
-                    command = "skip" if roll < 0.35 else "end"
+                    command = "skip" if roll < 0.35 else ("block" if user.blocker else "end")
                     actions[command] += 1
                     command_id = f"{command}-{len(user.ended)}"
                     user.ended[command_id] = match_id
+                    if command == "block" and partner:
+                        user.blocked[command_id] = partner
                     await getattr(client, command)(match_id, id=command_id)
                 elif roll < 0.55 and client.connected:
                     actions["drop"] += 1
@@ -76,16 +83,21 @@ async def run_churn(
     seed: int,
     midway: Any = None,
     settle_s: float = 20.0,
+    blockers: float = 0.0,
 ) -> ChurnReport:
-    """Drive `users` clients over `urls` for `seconds`, then check every invariant."""
+    """Drive `users` clients over `urls` for `seconds`, then check every invariant.
+
+    A `blockers` share of the users end their calls with `block` instead of `end`."""
     rng = random.Random(seed)
     people: list[User] = []
     for i in range(users):
         order = urls[i % len(urls) :] + urls[: i % len(urls)]  # spread over nodes, fail over
         client = Client(order, display_name=f"u{i}", backoff=(0.2, 0.5, 1.0, 2.0))
         await client.connect()
-        people.append(User(client, random.Random(rng.random())))
+        people.append(User(client, random.Random(rng.random()), blocker=i < blockers * users))
     actions = {"join": 0, "skip": 0, "end": 0, "drop": 0, "chat": 0}
+    if blockers:
+        actions["block"] = 0
     stop_at = asyncio.get_running_loop().time() + seconds
     tasks = [asyncio.create_task(_act(u, stop_at, actions)) for u in people]
     if midway is not None:
@@ -94,29 +106,32 @@ async def run_churn(
     await asyncio.gather(*tasks)
     states = await _settled_states(people, urls, settle_s)
     violations = check_logs(people, states)
-    confirmed = len(
-        {
-            e.raw["match_id"]
-            for u in people
-            for e in u.client.events_log
-            if e.type == "match_confirmed"
-        }
-    )
+    confirmed_ids = {
+        e.raw["match_id"]
+        for u in people
+        for e in u.client.events_log
+        if e.type == "match_confirmed"
+    }
+    ended_ids = {
+        e.raw["match_id"] for u in people for e in u.client.events_log if e.type == "partner_left"
+    }
+    ended_ids |= {match_id for u in people for match_id in u.ended.values()}
     for person in people:
         await person.client.close()
-    return ChurnReport(users, confirmed, violations, actions)
+    return ChurnReport(
+        users, len(confirmed_ids), violations, actions, confirmed_ids, ended_ids & confirmed_ids
+    )
 
 
-async def _status(urls: list[str], token: str | None) -> dict[str, Any]:
+async def _status(http: httpx.AsyncClient, urls: list[str], token: str | None) -> dict[str, Any]:
     """GET /v1/status from the first node that answers (one may have been killed)."""
     headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(timeout=5) as http:
-        for url in urls:
-            try:
-                response = await http.get(f"{url}/v1/status", headers=headers)
-            except httpx.TransportError:
-                continue
-            return dict(response.json())
+    for url in urls:
+        try:
+            response = await http.get(f"{url}/v1/status", headers=headers)
+        except httpx.TransportError:
+            continue
+        return dict(response.json())
     raise RuntimeError("no node answers")
 
 
@@ -128,20 +143,22 @@ async def _settled_states(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settle_s
     previous: dict[str, dict[str, Any]] = {}
-    while True:
-        states = {}
-        for person in people:
-            states[person.client.user_id] = await _status(urls, person.client.token)
-        proposals_open = any(s["status"] == "proposed" for s in states.values())
-        if (states == previous and not proposals_open) or loop.time() > deadline:
-            return states
-        previous = states
+    async with httpx.AsyncClient(timeout=5) as http:
+        while True:
+            states = {}
+            for person in people:
+                states[person.client.user_id] = await _status(http, urls, person.client.token)
+            proposals_open = any(s["status"] == "proposed" for s in states.values())
+            if (states == previous and not proposals_open) or loop.time() > deadline:
+                return states
+            previous = states
 
 
 def check_logs(people: list[User], states: dict[str, dict[str, Any]]) -> list[str]:
     violations: list[str] = []
     for person in people:
         violations += _overlaps(person)
+        violations += _blocked_pairs_met(person)
     violations += _split_brains(people)
     violations += _one_sided(states)
     return violations
@@ -181,6 +198,20 @@ def _one_sided(states: dict[str, dict[str, Any]]) -> list[str]:
         their_match = (theirs.get("match") or {}).get("match_id")
         if theirs.get("status") != "in_call" or their_match != match_id:
             found.append(f"one-sided call: {uid} in {match_id}; {partner} is {theirs}")
+    return found
+
+
+def _blocked_pairs_met(person: User) -> list[str]:
+    """Once its block was answered, a blocker is never matched with that user again. (Every
+    match reaches both users, so the blocker's own ordered log is enough to see it.)"""
+    found = []
+    blocked: set[str] = set()
+    for event in person.client.events_log:
+        if event.type == "reply" and event.raw.get("re") in person.blocked:
+            blocked.add(person.blocked[event.raw["re"]])
+        elif event.type == "matched" and event.raw["partner"]["user_id"] in blocked:
+            uid = person.client.user_id
+            found.append(f"{uid} matched with {event.raw['partner']['user_id']}, blocked before")
     return found
 
 

@@ -62,3 +62,20 @@ def test_a_one_sided_final_state_and_an_open_proposal_are_caught() -> None:
     assert len(violations) == 2
     assert violations[0].startswith("cat still proposed")
     assert violations[1].startswith("one-sided call: ann in m1")
+
+
+def test_a_blocker_matched_again_with_the_one_it_blocked_is_caught() -> None:
+    def matched(match_id: str, partner: str) -> dict[str, Any]:
+        return {"type": "matched", "match_id": match_id, "partner": {"user_id": partner}}
+
+    ann = user_with(
+        "ann",
+        [
+            matched("m1", "bob"),
+            {"type": "reply", "re": "block-0", "ok": True},
+            matched("m2", "cat"),
+            matched("m3", "bob"),
+        ],
+    )
+    ann.blocked["block-0"] = "bob"
+    assert check_logs([ann], {}) == ["ann matched with bob, blocked before"]

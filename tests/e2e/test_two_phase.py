@@ -47,9 +47,12 @@ async def test_a_user_who_stops_answering_pings_is_never_proposed(
     ):
         await ghost.join()
         ghost.freeze()
-        # Two pings go unanswered, 400 ms apart: ghost has been silent longer than 300 ms.
-        await ghost.wait_for("ping")
-        await ghost.wait_for("ping")
+        # Two pings sent after the freeze go unanswered, 400 ms apart: ghost has been silent
+        # longer than 300 ms (a ping that came before the freeze was answered).
+        frozen_at = max((e.raw.get("seq", 0) for e in ghost.events_log), default=0)
+        after_freeze = lambda e: e.raw["seq"] > frozen_at  # noqa: E731
+        await ghost.wait_for("ping", where=after_freeze)
+        await ghost.wait_for("ping", where=after_freeze)
         await bob.join()  # pairs with ghost in reserve, health-checks it, and gives up
 
         gone = await ghost.wait_for("queue_cancelled", timeout=5)

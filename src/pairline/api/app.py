@@ -17,11 +17,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from pairline.api.common import bearer_identity, runtime_of
 from pairline.api.logs import configure_logging
+from pairline.api.moderation import ROUTES as MODERATION_ROUTES
 from pairline.api.openapi import OPENAPI
 from pairline.api.runtime import Runtime
-from pairline.auth import Identity
-from pairline.errors import BadRequest, ProtocolError, RateLimited, Unauthorized
+from pairline.errors import BadRequest, ProtocolError, RateLimited
 from pairline.settings import Settings
 from pairline.transport.asgi_ws import websocket_endpoint
 
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
+            *MODERATION_ROUTES,
             WebSocketRoute("/v1/ws", websocket_endpoint),
         ],
         lifespan=lifespan,
@@ -55,11 +57,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.runtime = runtime
     return app
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 async def guest_token(request: Request) -> Response:
@@ -73,7 +70,7 @@ async def guest_token(request: Request) -> Response:
         if not isinstance(data, dict) or not isinstance(data.get("display_name", ""), str | None):
             raise BadRequest('expected {"display_name": "…"}')
         name = data.get("display_name")
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     address = request.client.host if request.client else "?"
     limit = runtime.guest_token_limit
     now = time.monotonic()
@@ -88,20 +85,9 @@ async def guest_token(request: Request) -> Response:
     )
 
 
-async def bearer_identity(request: Request) -> Identity:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    verified = (
-        await _runtime(request).auth.verify(token.strip()) if scheme.lower() == "bearer" else None
-    )
-    if verified is None:
-        raise Unauthorized("a valid bearer token is required")
-    return verified.identity
-
-
 async def status(request: Request) -> Response:
     identity = await bearer_identity(request)
-    return JSONResponse(await _runtime(request).engine.snapshot(identity.user_id))
+    return JSONResponse(await runtime_of(request).engine.snapshot(identity.user_id))
 
 
 async def healthz(request: Request) -> Response:
@@ -109,7 +95,7 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    ready = _runtime(request).ready
+    ready = runtime_of(request).ready
     return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
 
@@ -121,7 +107,7 @@ async def protocol_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ProtocolError)
     status_code = {"unauthorized": 401, "not_found": 404, "rate_limited": 429}.get(exc.code, 400)
     if exc.code == "internal":
-        status_code = 500
+        status_code = getattr(exc, "http_status", 500)
     headers = {}
     if exc.retry_after_ms:
         headers["Retry-After"] = str(-(-exc.retry_after_ms // 1000))

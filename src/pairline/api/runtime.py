@@ -5,17 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import msgspec
+
+from pairline.api.recordkeeping import RecordKeeping
 from pairline.auth import GuestTokens
 from pairline.core.rules import Rules
 from pairline.engine import Engine
 from pairline.identity import Authenticator, OperatorTokens
 from pairline.limits import KeyedBuckets
 from pairline.media import Media, open_media
+from pairline.records.events import ReportFiled
 from pairline.settings import Settings
 from pairline.store import Store, open_store
 from pairline.transport.flood import FloodGuard
 from pairline.transport.gateway import Gateway
 from pairline.transport.registry import SessionRegistry
+from pairline.webhooks import WebhookSender
 
 if TYPE_CHECKING:
     from pairline.cluster.node import ClusterNode
@@ -37,6 +42,8 @@ class Runtime:
     flood: FloodGuard
     guest_token_limit: KeyedBuckets  # per client address
     cluster: ClusterNode | None = None
+    keeping: RecordKeeping | None = None  # opened by start()
+    report_hook: WebhookSender | None = None
     ready: bool = False
 
     @classmethod
@@ -93,10 +100,22 @@ class Runtime:
 
     async def start(self) -> None:
         await self.auth.start()
+        self.keeping = await RecordKeeping.open(self.settings)
+        self.engine.journal = self.keeping.outbox
+        self.report_hook = _report_hook(self.settings)
+        if self.report_hook is not None:
+            self.report_hook.start()
+            self.engine.on_report = self._send_report
         if self.cluster is not None:
             await self.cluster.start()
+        # With Redis, calls outlive a node: only the memory store's calls died with the last run.
+        await self.keeping.recover(self.store, calls_die_with_node=self.settings.redis_url is None)
         await self.engine.start()
         self.ready = True
+
+    def _send_report(self, report: ReportFiled) -> None:
+        if self.report_hook is not None:
+            self.report_hook.submit("report.filed", msgspec.to_builtins(report))
 
     async def stop(self) -> None:
         self.ready = False
@@ -105,7 +124,18 @@ class Runtime:
         if self.cluster is not None:
             await self.cluster.stop()
         await self.store.close()
+        if self.keeping is not None:
+            await self.keeping.close()
+        if self.report_hook is not None:
+            await self.report_hook.stop()
         await self.auth.close()
+
+
+def _report_hook(settings: Settings) -> WebhookSender | None:
+    """Each report goes to the operator's moderation tool, signed and retried."""
+    if not settings.report_webhook_url:
+        return None
+    return WebhookSender(settings.report_webhook_url, settings.report_webhook_secret or "")
 
 
 def _operator_tokens(settings: Settings) -> OperatorTokens | None:

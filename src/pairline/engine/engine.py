@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import structlog
@@ -30,8 +30,10 @@ from pairline.core.protocol import (
 from pairline.core.rules import Rules
 from pairline.engine.clock import now_ms
 from pairline.engine.delivery import Delivery
+from pairline.engine.recording import Journal, records_of
 from pairline.errors import PairlineError
 from pairline.media.base import Media
+from pairline.records.events import BlockRemoved, Record, ReportFiled, UserKind, UserSeen
 from pairline.store.base import Attached, Effects, Outcome, Reply, Store, order_before
 
 log = structlog.get_logger("pairline.engine")
@@ -53,8 +55,14 @@ class Engine:
         sweep_interval_ms: int,
         deadline_poll_s: float | None = None,
         clock: Callable[[], int] = now_ms,
+        journal: Journal | None = None,
+        on_report: Callable[[ReportFiled], None] | None = None,
     ) -> None:
         self.store = store
+        # Records (calls, blocks, reports, skip penalties) are made durable here before the
+        # users concerned are told; None: nothing is recorded (tests of the engine alone).
+        self.journal = journal
+        self.on_report = on_report
         self.delivery = delivery
         self.media = media
         self.rules = rules
@@ -93,11 +101,17 @@ class Engine:
     # ------------------------------------------------------------------ sessions
 
     async def attach(
-        self, user_id: str, display_name: str, node_id: str, new_session_id: str
+        self,
+        user_id: str,
+        display_name: str,
+        node_id: str,
+        new_session_id: str,
+        kind: UserKind = "guest",
     ) -> Attached:
-        attached = await self.store.attach(
-            user_id, display_name, node_id, new_session_id, self.clock()
-        )
+        now = self.clock()
+        attached = await self.store.attach(user_id, display_name, node_id, new_session_id, now)
+        seen = [UserSeen(user_id, display_name, kind, now)] if attached.fresh else []
+        await self._record(attached.effects, seen)
         self.apply(attached.effects)
         return attached
 
@@ -105,14 +119,14 @@ class Engine:
         await self.store.renew_session(user_id, session_id)
 
     async def detach(self, user_id: str, session_id: str) -> None:
-        self.apply(await self.store.detach(user_id, session_id, self.clock()))
+        await self._carry_out(await self.store.detach(user_id, session_id, self.clock()))
 
     async def heard(self, user_id: str) -> None:
-        self.apply(await self.store.heard(user_id, self.clock()))
+        await self._carry_out(await self.store.heard(user_id, self.clock()))
 
     async def node_lost(self, node_id: str) -> None:
         """Another node died: its users' connections are gone, their resume windows start."""
-        self.apply(await self.store.node_lost(node_id, self.clock()))
+        await self._carry_out(await self.store.node_lost(node_id, self.clock()))
 
     async def snapshot(self, user_id: str) -> dict[str, Any]:
         view = await self.store.snapshot(user_id, self.clock())
@@ -132,7 +146,14 @@ class Engine:
 
         Raises the command's `ProtocolError` (having changed nothing) when it is refused.
         """
-        outcome = await self._transition(user_id, command, self.clock())
+        now = self.clock()
+        outcome = await self._transition(user_id, command, now)
+        extra = (
+            [self._report_record(user_id, command, outcome, now)]
+            if isinstance(command, Report)
+            else []
+        )
+        await self._record(outcome.effects, extra)  # the user's reply says the call ended
         self._queue_changed = True
         respond(outcome.reply, order_before(outcome.effects, user_id, outcome.order))
         self._note_position(user_id, outcome.reply)
@@ -151,24 +172,52 @@ class Engine:
             return await store.end(user_id, command.match_id, now)
         if isinstance(command, Block):
             return await store.end(user_id, command.match_id, now, block=True)
-        outcome = await store.end(user_id, command.match_id, now, block=True)
-        self._log_report(user_id, command, outcome.effects)
-        return outcome
+        return await store.end(user_id, command.match_id, now, block=True)
 
     async def ack_matched(self, user_id: str, match_id: str) -> None:
-        self.apply(await self.store.ack(user_id, match_id, self.clock()))
+        await self._carry_out(await self.store.ack(user_id, match_id, self.clock()))
 
     async def relay(self, user_id: str, message: Chat | Signal) -> None:
         if isinstance(message, Chat):
             payload: dict[str, Any] = {"type": "chat", "text": message.text}
         else:
             payload = {"type": "signal", "data": message.data}
-        self.apply(await self.store.relay(user_id, message.match_id, payload, self.clock()))
+        await self._carry_out(
+            await self.store.relay(user_id, message.match_id, payload, self.clock())
+        )
 
     async def media_lost(self, user_id: str, match_id: str) -> None:
-        self.apply(await self.store.media_lost(user_id, match_id, self.clock()))
+        await self._carry_out(await self.store.media_lost(user_id, match_id, self.clock()))
+
+    # ------------------------------------------------------------------ moderation
+
+    async def ban(self, user_id: str, until: int | None) -> None:
+        """Ban the user now (the caller has recorded the ban): out of queue or call, closed."""
+        await self._carry_out(await self.store.ban(user_id, until, self.clock()))
+        self._queue_changed = True
+
+    async def unban(self, user_id: str) -> None:
+        await self.store.unban(user_id, self.clock())
+
+    async def unblock(self, blocker: str, blocked: str) -> None:
+        """Lift a block: recorded first, so that a restart cannot bring it back."""
+        await self._record([], [BlockRemoved(blocker, blocked, self.clock())])
+        await self.store.unblock(blocker, blocked)
 
     # ------------------------------------------------------------------ effects
+
+    async def _carry_out(self, effects: Effects) -> None:
+        """Record what must be recorded, then tell everyone: nobody hears of a call that a
+        crash could make the records forget."""
+        await self._record(effects)
+        self.apply(effects)
+
+    async def _record(self, effects: Effects, extra: Sequence[Record] = ()) -> None:
+        if self.journal is None:
+            return
+        records = [*records_of(effects, self.clock()), *extra]
+        if records:
+            await self.journal.append(records)
 
     def apply(self, effects: Effects) -> None:
         """Carry out a transition's effects, in order."""
@@ -232,16 +281,30 @@ class Engine:
         )
         self._spawn(self.media.on_ended(match.match_id))
 
-    def _log_report(self, user_id: str, command: Report, effects: Effects) -> None:
-        reported = next((e.blocked for e in effects if isinstance(e, fx.Blocked)), None)
+    def _report_record(
+        self, user_id: str, command: Report, outcome: Outcome, now: int
+    ) -> ReportFiled:
+        reported = next((e.blocked for e in outcome.effects if isinstance(e, fx.Blocked)), "")
+        report = ReportFiled(
+            # One report per reporter and call: a re-sent command is stored once.
+            f"{command.match_id}:{user_id}",
+            user_id,
+            reported,
+            command.match_id,
+            command.reason,
+            command.details or "",
+            now,
+        )
         log.warning(
             "report",
             reporter=user_id,
             reported=reported,
             match_id=command.match_id,
             reason=command.reason,
-            details=command.details,
         )
+        if self.on_report is not None:
+            self.on_report(report)
+        return report
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coro)
@@ -278,7 +341,7 @@ class Engine:
     async def _guarded(self, transition: Coroutine[Any, Any, Effects], what: str) -> None:
         """A clock's transition: its failure is logged, and the clock keeps running."""
         try:
-            self.apply(await transition)
+            await self._carry_out(await transition)
         except Exception:
             log.exception("clock_failed", what=what)
             await asyncio.sleep(0.1)

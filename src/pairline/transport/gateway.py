@@ -26,7 +26,14 @@ from pairline.core.protocol import (
     encode,
 )
 from pairline.engine import Engine
-from pairline.errors import BadRequest, Internal, PairlineError, ProtocolError, StoreUnavailable
+from pairline.errors import (
+    BadRequest,
+    Banned,
+    Internal,
+    PairlineError,
+    ProtocolError,
+    StoreUnavailable,
+)
 from pairline.identity import Authenticator
 from pairline.store.base import order_before
 from pairline.transport.registry import SessionRegistry
@@ -78,9 +85,13 @@ class Gateway:
         user_id = identity.user_id
         existing = self.registry.get(user_id)
         seen = existing.seq if existing is not None else 0
-        attached = await self.engine.attach(
-            user_id, identity.display_name, self.node_id, new_session_id()
-        )
+        try:
+            attached = await self.engine.attach(
+                user_id, identity.display_name, self.node_id, new_session_id(), verified.kind
+            )
+        except Banned as exc:
+            conn.close(CloseCode.BANNED, str(exc))
+            return None
         session = self.registry.get(user_id)
         if session is None or session.session_id != attached.session_id:
             session = Session(
