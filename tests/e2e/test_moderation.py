@@ -8,6 +8,7 @@ import httpx
 from websockets.asyncio.client import connect as ws_connect
 
 from pairline.client import Client
+from pairline.webhooks import verify_signature
 from tests.conftest import ServerFactory
 from tests.e2e.rawws import ws_url
 from tests.e2e.test_matching import confirmed_pair
@@ -114,3 +115,35 @@ async def test_a_banned_queued_user_is_told_why(start_server: ServerFactory) -> 
             assert eve.closed_code == 4403
         bad = await admin.post("/v1/admin/bans", json={"user_id": "x", "duration_s": -5})
         assert bad.status_code == 400
+
+
+async def test_each_report_reaches_the_operators_webhook_signed(
+    start_server: ServerFactory,
+) -> None:
+    from tests.test_webhooks import Receiver
+
+    receiver = Receiver()
+    await receiver.start()
+    try:
+        server = await start_server(
+            PAIRLINE_REPORT_WEBHOOK_URL=receiver.url, PAIRLINE_REPORT_WEBHOOK_SECRET="hook-secret"
+        )
+        async with Client(server.url) as ann, Client(server.url) as bob:
+            await ann.join()
+            await bob.join()
+            match_id = await confirmed_pair(ann, bob)
+            await ann.report("spam", "links", match_id)
+            await receiver.wait_until(lambda: len(receiver.accepted) == 1)
+        hook = receiver.accepted[0]
+        assert verify_signature(
+            "hook-secret",
+            hook.headers["x-pairline-timestamp"],
+            hook.body,
+            hook.headers["x-pairline-signature"],
+        )
+        event = hook.event
+        assert event["type"] == "report.filed"
+        assert (event["data"]["reporter"], event["data"]["reported"]) == (ann.user_id, bob.user_id)
+        assert (event["data"]["reason"], event["data"]["match_id"]) == ("spam", match_id)
+    finally:
+        await receiver.stop()

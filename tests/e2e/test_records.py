@@ -7,7 +7,9 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from pairline.client import Client
+import pytest
+
+from pairline.client import Client, CommandError
 from pairline.records.database import make_engine
 from pairline.records.repository import Records
 from tests.conftest import RunningServer, ServerFactory, launch_server
@@ -99,3 +101,20 @@ async def test_blocks_and_reports_survive_a_restart(start_server: ServerFactory)
         matched = await cat.wait_for("matched")
         assert matched.raw["partner"]["user_id"] == ann2.user_id
         assert (await bob2.refresh_state())["status"] == "queued"
+
+
+async def test_a_skip_cooldown_survives_a_restart(start_server: ServerFactory) -> None:
+    server = await start_server(**SETTINGS, PAIRLINE_SKIP_LIMIT=1, PAIRLINE_SKIP_COOLDOWNS_S="600")
+    async with Client(server.url) as ann, Client(server.url) as bob:
+        await ann.join()
+        await bob.join()
+        await confirmed_pair(ann, bob)
+        reply = await ann.skip()
+        assert reply["requeued"] is False and reply["cooldown_ms"] == 600_000
+        ann_token = ann.token
+    await server.stop()
+    async with restarted(server) as again, Client(again.url, token=ann_token) as ann2:
+        with pytest.raises(CommandError) as refused:
+            await ann2.join()
+        assert refused.value.code == "cooldown"
+        assert 0 < (refused.value.retry_after_ms or 0) <= 600_000

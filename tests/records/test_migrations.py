@@ -88,18 +88,21 @@ async def test_upgrade_twice_changes_nothing(db_url: str) -> None:
 
 
 def test_from_a_command_line(db_url: str) -> None:
-    """As a CLI would: a process of its own, with `asyncio.run`."""
-    script = (
-        "import asyncio, sys\n"
-        "from pairline.records import migrate\n"
-        "asyncio.run(migrate.upgrade(sys.argv[1]))\n"
-        "print(asyncio.run(migrate.current(sys.argv[1])))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script, db_url], capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == HEAD
+    """`pairline migrate`, up to the newest revision and back down to none."""
+
+    def pairline_migrate(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "pairline", "migrate", "--database-url", db_url, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert pairline_migrate() == f"schema revision: {HEAD}"
+    assert pairline_migrate() == f"schema revision: {HEAD}"  # already there: nothing to do
+    assert pairline_migrate("--down", "base") == "schema revision: none"
 
 
 async def test_alembic_commands_with_a_url(db_url: str) -> None:

@@ -21,7 +21,10 @@ OPENAPI: dict[str, Any] = {
         "at /v1/ws (or SSE at /v1/events); see docs/protocol.md.",
     },
     "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "admin": {"type": "http", "scheme": "bearer", "description": "PAIRLINE_ADMIN_TOKEN"},
+        },
         "schemas": {
             "Error": {
                 "type": "object",
@@ -86,6 +89,101 @@ OPENAPI: dict[str, Any] = {
                     "200": _json(_STATE, "The state (protocol.md §4)"),
                     "401": _json(_ERROR, "No valid token"),
                 },
+            }
+        },
+        "/v1/blocks": {
+            "get": {
+                "summary": "The users the caller blocked",
+                "security": [{"bearer": []}],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "blocks": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "properties": {
+                                            "user_id": {"type": "string"},
+                                            "blocked_at": {"type": "integer"},
+                                        },
+                                    },
+                                }
+                            },
+                        },
+                        "Newest first",
+                    ),
+                    "401": _json(_ERROR, "No valid token"),
+                },
+            }
+        },
+        "/v1/blocks/{user_id}": {
+            "delete": {
+                "summary": "Lift the caller's block of this user",
+                "security": [{"bearer": []}],
+                "responses": {"204": {"description": "lifted (or there was none)"}},
+            }
+        },
+        "/v1/admin/reports": {
+            "get": {
+                "summary": "Reports, newest first (admin token)",
+                "security": [{"admin": []}],
+                "parameters": [
+                    {"name": name, "in": "query", "schema": {"type": kind}}
+                    for name, kind in (
+                        ("reported", "string"),
+                        ("reporter", "string"),
+                        ("reason", "string"),
+                        ("since", "integer"),
+                        ("until", "integer"),
+                        ("limit", "integer"),
+                        ("before_id", "integer"),
+                    )
+                ],
+                "responses": {
+                    "200": {"description": "{reports: [...], next_before_id}"},
+                    "401": _json(_ERROR, "Not the admin token"),
+                    "404": _json(_ERROR, "The admin API is off"),
+                },
+            }
+        },
+        "/v1/admin/bans": {
+            "get": {
+                "summary": "Bans in force (admin token)",
+                "security": [{"admin": []}],
+                "responses": {"200": {"description": "{bans: [{user_id, until}]}"}},
+            },
+            "post": {
+                "summary": "Ban a user now (admin token)",
+                "security": [{"admin": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["user_id"],
+                                "properties": {
+                                    "user_id": {"type": "string"},
+                                    "reason": {"type": "string", "maxLength": 200},
+                                    "duration_s": {"type": ["integer", "null"], "minimum": 1},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": {"description": "banned; acts at once"},
+                    "503": _json(_ERROR, "The records database is unreachable; nothing changed"),
+                },
+            },
+        },
+        "/v1/admin/bans/{user_id}": {
+            "delete": {
+                "summary": "Lift a ban (admin token)",
+                "security": [{"admin": []}],
+                "responses": {"204": {"description": "lifted"}, "404": _json(_ERROR, "No ban")},
             }
         },
         "/healthz": {
