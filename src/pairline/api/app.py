@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from pairline.api.common import bearer_identity, runtime_of
+from pairline.api.livekit_webhook import ROUTES as LIVEKIT_ROUTES
 from pairline.api.logs import configure_logging
 from pairline.api.moderation import ROUTES as MODERATION_ROUTES
 from pairline.api.openapi import OPENAPI
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/readyz", readyz, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
             *MODERATION_ROUTES,
+            *LIVEKIT_ROUTES,
             WebSocketRoute("/v1/ws", websocket_endpoint),
         ],
         lifespan=lifespan,

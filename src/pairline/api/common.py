@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from starlette.requests import Request
 
-from pairline.api.runtime import Runtime
 from pairline.auth import Identity
 from pairline.errors import Unauthorized
+
+if TYPE_CHECKING:
+    from pairline.api.runtime import Runtime
 
 
 def runtime_of(request: Request) -> Runtime:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import msgspec
 
 from pairline.api.recordkeeping import RecordKeeping
+from pairline.api.seen import SeenEvents
 from pairline.auth import GuestTokens
 from pairline.core.rules import Rules
 from pairline.engine import Engine
@@ -23,6 +24,8 @@ from pairline.transport.registry import SessionRegistry
 from pairline.webhooks import WebhookSender
 
 if TYPE_CHECKING:
+    from livekit.api import WebhookReceiver
+
     from pairline.cluster.node import ClusterNode
 
 # With shared state, deadlines set by other nodes must fire here too if those nodes die.
@@ -44,6 +47,8 @@ class Runtime:
     cluster: ClusterNode | None = None
     keeping: RecordKeeping | None = None  # opened by start()
     report_hook: WebhookSender | None = None
+    livekit_receiver: WebhookReceiver | None = None  # set when LiveKit is configured
+    livekit_seen: SeenEvents = field(default_factory=SeenEvents)
     ready: bool = False
 
     @classmethod
@@ -96,6 +101,9 @@ class Runtime:
         )
         if cluster is not None:
             cluster.bind(on_node_lost=engine.node_lost, on_resync=gateway.resync)
+        webhook_receiver = getattr(media, "webhook_receiver", None)
+        if webhook_receiver is not None:
+            runtime.livekit_receiver = webhook_receiver()
         return runtime
 
     async def start(self) -> None:
@@ -124,6 +132,9 @@ class Runtime:
         if self.cluster is not None:
             await self.cluster.stop()
         await self.store.close()
+        close_media = getattr(self.media, "close", None)
+        if close_media is not None:
+            await close_media()  # LiveKit's HTTP session
         if self.keeping is not None:
             await self.keeping.close()
         if self.report_hook is not None:

@@ -111,6 +111,7 @@ class Engine:
         now = self.clock()
         attached = await self.store.attach(user_id, display_name, node_id, new_session_id, now)
         seen = [UserSeen(user_id, display_name, kind, now)] if attached.fresh else []
+        await self._prepare_media(attached.effects)
         await self._record(attached.effects, seen)
         self.apply(attached.effects)
         return attached
@@ -153,6 +154,7 @@ class Engine:
             if isinstance(command, Report)
             else []
         )
+        await self._prepare_media(outcome.effects)
         await self._record(outcome.effects, extra)  # the user's reply says the call ended
         self._queue_changed = True
         respond(outcome.reply, order_before(outcome.effects, user_id, outcome.order))
@@ -189,6 +191,19 @@ class Engine:
     async def media_lost(self, user_id: str, match_id: str) -> None:
         await self._carry_out(await self.store.media_lost(user_id, match_id, self.clock()))
 
+    async def media_check(self, user_id: str, match_id: str) -> None:
+        """The user's media left the call's room (a LiveKit webhook): health-check the user
+        now, as its partner's `media_lost` would. Nothing if the call is already over."""
+        state = await self.snapshot(user_id)
+        match = state.get("match") or {}
+        if state["status"] != "in_call" or match.get("match_id") != match_id:
+            return
+        partner = match["partner"]["user_id"]
+        try:
+            await self.media_lost(partner, match_id)
+        except PairlineError:
+            return  # the call ended meanwhile
+
     # ------------------------------------------------------------------ moderation
 
     async def ban(self, user_id: str, until: int | None) -> None:
@@ -207,15 +222,28 @@ class Engine:
     # ------------------------------------------------------------------ effects
 
     async def _carry_out(self, effects: Effects) -> None:
-        """Record what must be recorded, then tell everyone: nobody hears of a call that a
-        crash could make the records forget."""
+        """Make the media of confirmed calls and record what must be recorded, then tell
+        everyone: nobody hears of a call that has no room yet or that a crash could make the
+        records forget."""
+        await self._prepare_media(effects)
         await self._record(effects)
         self.apply(effects)
+
+    async def _prepare_media(self, effects: Effects) -> None:
+        for effect in effects:
+            if isinstance(effect, fx.Confirmed):
+                match = effect.match
+                try:
+                    await self.media.prepare(match.match_id, match.users)
+                except Exception:
+                    # The users are told anyway: a LiveKit server makes the room when the first
+                    # of them joins, and a failed media link comes back as `media_lost`.
+                    log.exception("media_prepare_failed", match_id=match.match_id)
 
     async def _record(self, effects: Effects, extra: Sequence[Record] = ()) -> None:
         if self.journal is None:
             return
-        records = [*records_of(effects, self.clock()), *extra]
+        records = [*records_of(effects, self.clock(), self.media.room_of), *extra]
         if records:
             await self.journal.append(records)
 

@@ -3,7 +3,7 @@ that must hold it before anyone is told."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from pairline.core import effects as fx
@@ -22,7 +22,9 @@ class Journal(Protocol):
     async def append(self, records: Sequence[Record]) -> None: ...
 
 
-def records_of(effects: Sequence[fx.Effect], now: int) -> list[Record]:
+def records_of(
+    effects: Sequence[fx.Effect], now: int, room_of: Callable[[str], str | None]
+) -> list[Record]:
     """The records a transition's effects call for, in effect order."""
     out: list[Record] = []
     for effect in effects:
@@ -33,7 +35,7 @@ def records_of(effects: Sequence[fx.Effect], now: int) -> list[Record]:
                 CallConfirmed(
                     match.match_id,
                     match.users,
-                    None,  # peer-to-peer: no media room (LiveKit sets one)
+                    room_of(match.match_id),
                     match.proposed_at or match.created_at,
                     confirmed_at,
                 )

@@ -8,6 +8,12 @@ from pairline.settings import Settings
 
 
 class Media(Protocol):
+    async def prepare(self, match_id: str, users: tuple[str, str]) -> None:
+        """The match is about to be confirmed: make what its users will join (a room)."""
+
+    def room_of(self, match_id: str) -> str | None:
+        """The media room of the match, for its record (None: peer-to-peer)."""
+
     def describe(self, match_id: str, users: tuple[str, str], user_id: str) -> dict[str, Any]:
         """`match_confirmed.media` for one user of the match (users[0] waited longer)."""
 
@@ -16,6 +22,13 @@ class Media(Protocol):
 
 
 def open_media(settings: Settings) -> Media:
+    """LiveKit when all three LiveKit settings are given, else peer-to-peer."""
+    if settings.livekit_url and settings.livekit_api_key and settings.livekit_api_secret:
+        from pairline.media.livekit import LiveKitMedia
+
+        return LiveKitMedia(
+            settings.livekit_url, settings.livekit_api_key, settings.livekit_api_secret
+        )
     from pairline.media.p2p import PeerToPeer
 
     return PeerToPeer(settings.ice_servers)

@@ -11,6 +11,12 @@ class PeerToPeer:
     def __init__(self, ice_servers: list[dict[str, Any]]) -> None:
         self.ice_servers = ice_servers
 
+    async def prepare(self, match_id: str, users: tuple[str, str]) -> None:
+        return None  # nothing to make: the two browsers connect to each other
+
+    def room_of(self, match_id: str) -> str | None:
+        return None
+
     def describe(self, match_id: str, users: tuple[str, str], user_id: str) -> dict[str, Any]:
         role = "offerer" if user_id == users[0] else "answerer"
         return {"kind": "p2p", "role": role, "ice_servers": self.ice_servers}

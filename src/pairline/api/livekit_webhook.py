@@ -1,0 +1,46 @@
+"""`POST /v1/livekit/webhook`: LiveKit's room and participant events, verified and deduplicated.
+
+LiveKit signs each delivery with a JWT (in `Authorization`, bare) whose `sha256` claim covers the
+exact raw body; the SDK's `WebhookReceiver` checks both. LiveKit retries and may reorder, so each
+event id is handled once.
+"""
+
+from __future__ import annotations
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from pairline.api.common import runtime_of
+from pairline.errors import NotFound, Unauthorized
+
+log = structlog.get_logger("pairline.livekit")
+
+ROOM_PREFIX = "pairline-"
+
+
+async def livekit_webhook(request: Request) -> Response:
+    runtime = runtime_of(request)
+    receiver = runtime.livekit_receiver
+    if receiver is None:
+        raise NotFound("LiveKit is not configured")
+    body = (await request.body()).decode("utf-8", errors="replace")
+    try:
+        event = receiver.receive(body, request.headers.get("authorization", ""))
+    except Exception as exc:  # unsigned, tampered, expired or another key's: all the same
+        raise Unauthorized(f"the webhook is not signed by this LiveKit: {exc}") from None
+    if event.id and not runtime.livekit_seen.first_time(event.id):
+        return JSONResponse({"ok": True, "duplicate": True})
+    room = event.room.name if event.HasField("room") else ""
+    match_id = room.removeprefix(ROOM_PREFIX) if room.startswith(ROOM_PREFIX) else None
+    identity = event.participant.identity if event.HasField("participant") else None
+    log.info("livekit_event", kind=event.event, match_id=match_id, user_id=identity)
+    if match_id is not None and identity and event.event == "participant_left":
+        # Their media is gone: check at once whether the user is still there at all, rather
+        # than wait for the heartbeat (the same as the partner reporting `media_lost`).
+        await runtime.engine.media_check(identity, match_id)
+    return JSONResponse({"ok": True})
+
+
+ROUTES = [Route("/v1/livekit/webhook", livekit_webhook, methods=["POST"])]

@@ -1,0 +1,51 @@
+"""Matches with LiveKit media, against a local server speaking LiveKit's Twirp room API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from livekit import api
+
+from pairline.client import Client
+from tests.conftest import ServerFactory
+from tests.e2e.test_matching import confirmed_pair
+from tests.media.twirp_server import TwirpRoomServer
+
+KEY, SECRET = "APIpairlinee2e", "pairline-livekit-e2e-secret-long-enough"
+
+
+@pytest.fixture
+async def livekit() -> AsyncIterator[TwirpRoomServer]:
+    async with TwirpRoomServer(KEY, SECRET).running() as server:
+        yield server
+
+
+async def test_a_match_gets_a_two_seat_room_made_before_and_deleted_after(
+    start_server: ServerFactory, livekit: TwirpRoomServer
+) -> None:
+    server = await start_server(
+        LIVEKIT_URL=livekit.url, LIVEKIT_API_KEY=KEY, LIVEKIT_API_SECRET=SECRET
+    )
+    async with Client(server.url) as ann, Client(server.url) as bob:
+        await ann.join()
+        await bob.join()
+        match_id = await confirmed_pair(ann, bob)
+        room = f"pairline-{match_id}"
+        assert room in livekit.rooms  # made before either user was told
+        assert livekit.rooms[room].max_participants == 2
+        verifier = api.TokenVerifier(KEY, SECRET)
+        for client in (ann, bob):
+            (confirmed,) = [e for e in client.events_log if e.type == "match_confirmed"]
+            media = confirmed.raw["media"]
+            assert (media["kind"], media["url"], media["room"]) == ("livekit", livekit.url, room)
+            claims = verifier.verify(media["token"])
+            assert claims.identity == client.user_id
+            assert claims.video.room == room and claims.video.room_join
+
+        await ann.skip()
+        await bob.wait_for("partner_left")
+        await livekit.wait_until(lambda: room not in livekit.rooms)  # then the room goes
+        (created,) = livekit.calls_of("CreateRoom")
+        (deleted,) = livekit.calls_of("DeleteRoom")
+        assert created.at < deleted.at
