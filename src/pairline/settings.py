@@ -103,6 +103,13 @@ class Settings(BaseSettings):
     ice_servers: Annotated[list[dict[str, Any]], NoDecode] = Field(
         default_factory=list, validation_alias=AliasChoices("PAIRLINE_ICE_SERVERS")
     )
+    # A TURN server of the coturn kind (`use-auth-secret`): each user gets short-lived
+    # credentials for it, in the TURN REST style, beside the ICE servers above.
+    turn_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=AliasChoices("PAIRLINE_TURN_URLS")
+    )
+    turn_secret: str | None = Field(None, validation_alias=AliasChoices("PAIRLINE_TURN_SECRET"))
+    turn_ttl_s: int = Field(3600, validation_alias=AliasChoices("PAIRLINE_TURN_TTL_S"))
     # Messages kept per session for resume; a client further behind gets a fresh session.
     replay_limit: int = Field(1024, validation_alias=AliasChoices("PAIRLINE_REPLAY_LIMIT"))
     # Largest WebSocket frame accepted; a larger one closes the connection with 4400.
@@ -128,6 +135,13 @@ class Settings(BaseSettings):
     def _split_cooldowns(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [int(part) for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("turn_urls", mode="before")
+    @classmethod
+    def _split_turn_urls(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [url.strip() for url in value.split(",") if url.strip()]
         return value
 
     @field_validator("ice_servers", mode="before")

@@ -209,6 +209,10 @@ class MatchmakerMachine(RuleBasedStateMachine):
     def media_lost(self, user: str) -> None:
         self.call(self.mm.media_lost, user, self.match_of(user), self.now)
 
+    @rule(user=users)
+    def media_gone(self, user: str) -> None:
+        self.call(self.mm.media_gone, user, self.match_of(user), self.now)
+
     @rule(user=users, interests=st.sets(st.sampled_from(["a", "b"])))
     def hello_and_join(self, user: str, interests: set[str]) -> None:
         if user not in self.mm.users:

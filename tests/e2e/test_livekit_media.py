@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import time
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from livekit import api
 
@@ -49,3 +54,42 @@ async def test_a_match_gets_a_two_seat_room_made_before_and_deleted_after(
         (created,) = livekit.calls_of("CreateRoom")
         (deleted,) = livekit.calls_of("DeleteRoom")
         assert created.at < deleted.at
+
+
+async def test_a_participant_left_webhook_for_a_gone_user_ends_the_call_at_once(
+    start_server: ServerFactory, livekit: TwirpRoomServer
+) -> None:
+    server = await start_server(
+        LIVEKIT_URL=livekit.url,
+        LIVEKIT_API_KEY=KEY,
+        LIVEKIT_API_SECRET=SECRET,
+        PAIRLINE_RESUME_WINDOW_MS=30_000,  # far off: only the webhook can end the call soon
+    )
+    async with Client(server.url) as ann, Client(server.url) as bob:
+        await ann.join()
+        await bob.join()
+        match_id = await confirmed_pair(ann, bob)
+        await ann.drop()  # the tab is gone: socket and media
+        await bob.wait_for("partner_reconnecting")
+        body = json.dumps(
+            {
+                "event": "participant_left",
+                "id": "EV_left_1",
+                "room": {"name": f"pairline-{match_id}"},
+                "participant": {"identity": ann.user_id},
+            }
+        )
+        digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+        token = api.AccessToken(KEY, SECRET).with_sha256(digest).to_jwt()
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            started = time.monotonic()
+            answer = await http.post(
+                "/v1/livekit/webhook", content=body, headers={"Authorization": token}
+            )
+            assert answer.status_code == 200
+            left = await bob.wait_for("partner_left", timeout=5)
+            took_s = time.monotonic() - started
+        assert (left.raw["match_id"], left.raw["reason"]) == (match_id, "disconnected")
+        assert left.raw["requeued"] is True
+        assert took_s < 2, took_s  # at once, not after the 30 s resume window
+        await livekit.wait_until(lambda: f"pairline-{match_id}" not in livekit.rooms)

@@ -309,3 +309,22 @@ async def test_a_hello_through_another_node_takes_the_session_over(stores: Store
     assert attached.effects == [fx.EndSession("a", "n1", "s-a", CloseCode.REPLACED)]
     effects = await store.node_lost("n1", T0 + 2)  # it is n2's user now
     assert effects == []
+
+
+async def test_media_gone_ends_the_call_at_once_only_if_the_connection_is_gone_too(
+    stores: StoreFactory,
+) -> None:
+    store = stores(RULES)
+    await hello(store, "a", "b")
+    match_id = await in_call(store, "a", "b")
+    # Still connected: a health check now, the call goes on until it fails.
+    effects = await store.media_gone("a", match_id, T0 + 1)
+    assert [type(e) for e in effects] == [fx.Probe, fx.WakeAt]
+    await store.heard("a", T0 + 2)
+    # Connection gone (its resume window just began): the call ends now, as `disconnected`.
+    await store.detach("a", "s-a", T0 + 3)
+    effects = await store.media_gone("a", match_id, T0 + 4)
+    left = messages(effects, "partner_left")["b"]
+    assert (left["match_id"], left["reason"], left["requeued"]) == (match_id, "disconnected", True)
+    assert [e.match.end_reason for e in effects if isinstance(e, fx.CallEnded)] == ["disconnected"]
+    assert await store.media_gone("a", match_id, T0 + 5) == []  # over: nothing more

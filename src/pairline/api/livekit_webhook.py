@@ -37,9 +37,9 @@ async def livekit_webhook(request: Request) -> Response:
     identity = event.participant.identity if event.HasField("participant") else None
     log.info("livekit_event", kind=event.event, match_id=match_id, user_id=identity)
     if match_id is not None and identity and event.event == "participant_left":
-        # Their media is gone: check at once whether the user is still there at all, rather
-        # than wait for the heartbeat (the same as the partner reporting `media_lost`).
-        await runtime.engine.media_check(identity, match_id)
+        # Their media is gone: if their connection is gone too the call ends now, else they
+        # are health-checked now, rather than after the heartbeat or the resume window.
+        await runtime.engine.media_gone(identity, match_id)
     return JSONResponse({"ok": True})
 
 

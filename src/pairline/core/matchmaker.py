@@ -356,15 +356,36 @@ class Matchmaker:
         """The user's media link failed: health-check the partner now."""
         user = self._user(user_id)
         match = self._current_call(user, match_id, "media_lost")
-        partner = self.users[match.partner_of(user_id)]
-        if partner.presence is not Presence.ONLINE or partner.user_id in match.probing:
-            return []  # already away (the resume window decides) or already being checked
         effects: Effects = []
-        match.probing[partner.user_id] = now
-        effects.append(fx.Probe(partner.user_id, partner.node_id))
-        deadline = now + self.rules.health_timeout_ms
-        self._set_deadline(DeadlineKind.MEDIA_CHECK, match_id, deadline, effects)
+        self._check_media(match, self.users[match.partner_of(user_id)], now, effects)
         return effects
+
+    def media_gone(self, user_id: str, match_id: str, now: int) -> Effects:
+        """The media server saw the user's media leave the call's room. If its connection is
+        gone too, the call ends now, as at the end of its resume window; if not, it is
+        health-checked now. Nothing if that call is already over."""
+        user = self.users.get(user_id)
+        match = self.matches.get(match_id)
+        if user is None or match is None or user.match_id != match_id:
+            return []
+        if match.phase is not MatchPhase.CONFIRMED:
+            return []
+        effects: Effects = []
+        if user.presence is Presence.AWAY:
+            self._resume_window_over(user_id, now, effects)
+        else:
+            self._check_media(match, user, now, effects)
+        self._penalties_changed(effects)
+        return effects
+
+    def _check_media(self, match: Match, target: User, now: int, effects: Effects) -> None:
+        """Health-check `target`, one side of a confirmed call, now."""
+        if target.presence is not Presence.ONLINE or target.user_id in match.probing:
+            return  # already away (the resume window decides) or already being checked
+        match.probing[target.user_id] = now
+        effects.append(fx.Probe(target.user_id, target.node_id))
+        deadline = now + self.rules.health_timeout_ms
+        self._set_deadline(DeadlineKind.MEDIA_CHECK, match.match_id, deadline, effects)
 
     # ------------------------------------------------------------------ time
 

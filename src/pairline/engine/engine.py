@@ -191,18 +191,9 @@ class Engine:
     async def media_lost(self, user_id: str, match_id: str) -> None:
         await self._carry_out(await self.store.media_lost(user_id, match_id, self.clock()))
 
-    async def media_check(self, user_id: str, match_id: str) -> None:
-        """The user's media left the call's room (a LiveKit webhook): health-check the user
-        now, as its partner's `media_lost` would. Nothing if the call is already over."""
-        state = await self.snapshot(user_id)
-        match = state.get("match") or {}
-        if state["status"] != "in_call" or match.get("match_id") != match_id:
-            return
-        partner = match["partner"]["user_id"]
-        try:
-            await self.media_lost(partner, match_id)
-        except PairlineError:
-            return  # the call ended meanwhile
+    async def media_gone(self, user_id: str, match_id: str) -> None:
+        """The media server saw the user's media leave the call (a LiveKit webhook)."""
+        await self._carry_out(await self.store.media_gone(user_id, match_id, self.clock()))
 
     # ------------------------------------------------------------------ moderation
 

@@ -31,4 +31,9 @@ def open_media(settings: Settings) -> Media:
         )
     from pairline.media.p2p import PeerToPeer
 
-    return PeerToPeer(settings.ice_servers)
+    return PeerToPeer(
+        settings.ice_servers,
+        turn_urls=settings.turn_urls,
+        turn_secret=settings.turn_secret,
+        turn_ttl_s=settings.turn_ttl_s,
+    )

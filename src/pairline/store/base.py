@@ -106,6 +106,10 @@ class Store(Protocol):
     async def media_lost(self, user_id: str, match_id: str, now: int) -> Effects:
         """Health-check the partner now."""
 
+    async def media_gone(self, user_id: str, match_id: str, now: int) -> Effects:
+        """The media server saw the user leave the call's room: end the call now if the user's
+        connection is gone too, else health-check the user now."""
+
     async def expire(self, now: int) -> Effects:
         """Complete every deadline due at `now`."""
 

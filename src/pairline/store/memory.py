@@ -73,6 +73,9 @@ class MemoryStore:
     async def media_lost(self, user_id: str, match_id: str, now: int) -> Effects:
         return self.mm.media_lost(user_id, match_id, now)
 
+    async def media_gone(self, user_id: str, match_id: str, now: int) -> Effects:
+        return self.mm.media_gone(user_id, match_id, now)
+
     async def expire(self, now: int) -> Effects:
         return self.mm.expire(now)
 

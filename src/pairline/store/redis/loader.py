@@ -30,6 +30,7 @@ SCRIPTS = (
     "ack",
     "relay",
     "media_lost",
+    "media_gone",
     "expire",
     "sweep_stale",
     "snapshot",

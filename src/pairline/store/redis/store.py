@@ -130,6 +130,9 @@ class RedisStore:
     async def media_lost(self, user_id: str, match_id: str, now: int) -> Effects:
         return (await self._run("media_lost", now, user_id, match_id))[1]
 
+    async def media_gone(self, user_id: str, match_id: str, now: int) -> Effects:
+        return (await self._run("media_gone", now, user_id, match_id))[1]
+
     async def expire(self, now: int) -> Effects:
         return (await self._run("expire", now, self._expire_batch))[1]
 

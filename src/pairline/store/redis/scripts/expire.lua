@@ -52,15 +52,6 @@ local function media_check_failed(mid)  -- Matchmaker._media_check_failed
   drop_stale(load_user(m.probing[1][1]), "disconnected")
 end
 
-local function resume_window_over(uid)  -- Matchmaker._resume_window_over
-  local u = load_user(uid)
-  if u == nil or u.presence ~= "away" then
-    return
-  end
-  leave_everything(u, "disconnected")
-  end_session(u, nil)
-end
-
 local batch = tonumber(ARGV[4])
 return run(function()
   for _ = 1, batch do

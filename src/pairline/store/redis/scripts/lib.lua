@@ -815,6 +815,25 @@ local function current_call(u, mid, what)  -- Matchmaker._current_call
 end
 
 
+local function resume_window_over(uid)  -- Matchmaker._resume_window_over
+  local u = load_user(uid)
+  if u == nil or u.presence ~= "away" then
+    return
+  end
+  leave_everything(u, "disconnected")
+  end_session(u, nil)
+end
+
+local function check_media(m, target)  -- Matchmaker._check_media
+  if target.presence ~= "online" or probe_index(m, target.id) then
+    return  -- already away (the resume window decides) or already being checked
+  end
+  m.probing[#m.probing + 1] = {target.id, NOW}
+  save_probing(m)
+  emit({"probe", target.id, target.node})
+  set_deadline("media_check", m.id, NOW + RULES.health_timeout_ms)
+end
+
 local function detach(u)  -- Matchmaker.detach, for the user's own session
   if u.presence == "away" then
     return

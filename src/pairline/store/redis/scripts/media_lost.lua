@@ -7,13 +7,6 @@ local uid, mid = ARGV[4], ARGV[5]
 return run(function()
   local u = user_or_refuse(uid)
   local m = current_call(u, mid, "media_lost")
-  local partner = load_user(partner_of(m, uid))
-  if partner.presence ~= "online" or probe_index(m, partner.id) then
-    return done()  -- already away (the resume window decides) or already being checked
-  end
-  m.probing[#m.probing + 1] = {partner.id, NOW}
-  save_probing(m)
-  emit({"probe", partner.id, partner.node})
-  set_deadline("media_check", mid, NOW + RULES.health_timeout_ms)
+  check_media(m, load_user(partner_of(m, uid)))
   return done()
 end)
