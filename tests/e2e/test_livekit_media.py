@@ -79,13 +79,9 @@ async def test_a_participant_left_webhook_for_a_gone_user_ends_the_call_at_once(
                 "participant": {"identity": ann.user_id},
             }
         )
-        digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
-        token = api.AccessToken(KEY, SECRET).with_sha256(digest).to_jwt()
         async with httpx.AsyncClient(base_url=server.url) as http:
             started = time.monotonic()
-            answer = await http.post(
-                "/v1/livekit/webhook", content=body, headers={"Authorization": token}
-            )
+            answer = await post_webhook(http, body)
             assert answer.status_code == 200
             left = await bob.wait_for("partner_left", timeout=5)
             took_s = time.monotonic() - started
@@ -93,3 +89,37 @@ async def test_a_participant_left_webhook_for_a_gone_user_ends_the_call_at_once(
         assert left.raw["requeued"] is True
         assert took_s < 2, took_s  # at once, not after the 30 s resume window
         await livekit.wait_until(lambda: f"pairline-{match_id}" not in livekit.rooms)
+
+
+async def post_webhook(http: httpx.AsyncClient, body: str) -> httpx.Response:
+    """POST `body` signed as LiveKit signs its webhooks."""
+    digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+    token = api.AccessToken(KEY, SECRET).with_sha256(digest).to_jwt()
+    return await http.post("/v1/livekit/webhook", content=body, headers={"Authorization": token})
+
+
+async def test_the_time_from_confirm_to_media_is_logged(
+    start_server: ServerFactory, livekit: TwirpRoomServer
+) -> None:
+    server = await start_server(
+        LIVEKIT_URL=livekit.url, LIVEKIT_API_KEY=KEY, LIVEKIT_API_SECRET=SECRET
+    )
+    async with Client(server.url) as ann, Client(server.url) as bob:
+        await ann.join()
+        await bob.join()
+        match_id = await confirmed_pair(ann, bob)
+        body = json.dumps(
+            {
+                "event": "participant_joined",
+                "id": "EV_joined_1",
+                "room": {"name": f"pairline-{match_id}"},
+                "participant": {"identity": ann.user_id},
+            }
+        )
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            assert (await post_webhook(http, body)).status_code == 200
+    await server.stop()
+    lines = [json.loads(line) for line in server.log if '"media_joined"' in line]
+    assert [(e["match_id"], e["user_id"]) for e in lines] == [(match_id, ann.user_id)]
+    took = lines[0]["confirm_to_media_ms"]
+    assert took is None or 0 <= took < 60_000  # None only if the record had not arrived yet

@@ -7,13 +7,19 @@ event id is handled once.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pairline.api.common import runtime_of
+from pairline.engine.clock import now_ms
 from pairline.errors import NotFound, Unauthorized
+
+if TYPE_CHECKING:
+    from pairline.api.runtime import Runtime
 
 log = structlog.get_logger("pairline.livekit")
 
@@ -40,7 +46,24 @@ async def livekit_webhook(request: Request) -> Response:
         # Their media is gone: if their connection is gone too the call ends now, else they
         # are health-checked now, rather than after the heartbeat or the resume window.
         await runtime.engine.media_gone(identity, match_id)
+    elif match_id is not None and identity and event.event == "participant_joined":
+        await _log_time_to_media(runtime, match_id, identity)
     return JSONResponse({"ok": True})
+
+
+async def _log_time_to_media(runtime: Runtime, match_id: str, user_id: str) -> None:
+    """How long from `match_confirmed` until the user's media reached the room, from the call's
+    record (any node may receive the webhook; the record may lag by a moment, or the database
+    be away: then the line says so)."""
+    confirmed_at = None
+    if runtime.keeping is not None:
+        try:
+            call = await runtime.keeping.records.call(match_id)
+        except Exception:
+            call = None
+        confirmed_at = call["confirmed_at"] if call else None
+    took = now_ms() - confirmed_at if confirmed_at is not None else None
+    log.info("media_joined", match_id=match_id, user_id=user_id, confirm_to_media_ms=took)
 
 
 ROUTES = [Route("/v1/livekit/webhook", livekit_webhook, methods=["POST"])]
