@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import time
@@ -11,13 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from pairline.webhooks import WebhookSender, verify_signature
+from tests.localhttp import serving
 
 SECRET = "webhook-secret"
 FAST = (0.05, 0.1)
@@ -45,8 +46,7 @@ class Receiver:
         self.url = ""
         self._changed = asyncio.Condition()
         self._release = asyncio.Event()
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._serving: contextlib.AbstractAsyncContextManager[str] | None = None
 
     def attempts(self, event_id: str) -> list[Received]:
         return [r for r in self.requests if r.headers["x-pairline-event-id"] == event_id]
@@ -75,24 +75,14 @@ class Receiver:
 
     async def start(self) -> None:
         app = Starlette(routes=[Route("/hook", self._hook, methods=["POST"])])
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_config=None, access_log=False,
-            lifespan="off", ws="none", timeout_graceful_shutdown=1,
-        )  # fmt: skip
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-            await asyncio.sleep(0.005)
-        port = self._server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}/hook"
+        self._serving = serving(app)
+        self.url = await self._serving.__aenter__() + "/hook"
 
     async def stop(self) -> None:
         self._release.set()
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await self._task
+        if self._serving is not None:
+            await self._serving.__aexit__(None, None, None)
+            self._serving = None
 
 
 @pytest.fixture

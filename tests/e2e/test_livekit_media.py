@@ -26,12 +26,26 @@ async def livekit() -> AsyncIterator[TwirpRoomServer]:
         yield server
 
 
+def settings_for(livekit: TwirpRoomServer) -> dict[str, str]:
+    return {"LIVEKIT_URL": livekit.url, "LIVEKIT_API_KEY": KEY, "LIVEKIT_API_SECRET": SECRET}
+
+
+def participant_event(kind: str, event_id: str, match_id: str, user_id: str) -> str:
+    """A LiveKit webhook body about one participant of the match's room."""
+    return json.dumps(
+        {
+            "event": kind,
+            "id": event_id,
+            "room": {"name": f"pairline-{match_id}"},
+            "participant": {"identity": user_id},
+        }
+    )
+
+
 async def test_a_match_gets_a_two_seat_room_made_before_and_deleted_after(
     start_server: ServerFactory, livekit: TwirpRoomServer
 ) -> None:
-    server = await start_server(
-        LIVEKIT_URL=livekit.url, LIVEKIT_API_KEY=KEY, LIVEKIT_API_SECRET=SECRET
-    )
+    server = await start_server(**settings_for(livekit))
     async with Client(server.url) as ann, Client(server.url) as bob:
         await ann.join()
         await bob.join()
@@ -59,26 +73,15 @@ async def test_a_match_gets_a_two_seat_room_made_before_and_deleted_after(
 async def test_a_participant_left_webhook_for_a_gone_user_ends_the_call_at_once(
     start_server: ServerFactory, livekit: TwirpRoomServer
 ) -> None:
-    server = await start_server(
-        LIVEKIT_URL=livekit.url,
-        LIVEKIT_API_KEY=KEY,
-        LIVEKIT_API_SECRET=SECRET,
-        PAIRLINE_RESUME_WINDOW_MS=30_000,  # far off: only the webhook can end the call soon
-    )
+    # The resume window is far off: only the webhook can end the call soon.
+    server = await start_server(**settings_for(livekit), PAIRLINE_RESUME_WINDOW_MS=30_000)
     async with Client(server.url) as ann, Client(server.url) as bob:
         await ann.join()
         await bob.join()
         match_id = await confirmed_pair(ann, bob)
         await ann.drop()  # the tab is gone: socket and media
         await bob.wait_for("partner_reconnecting")
-        body = json.dumps(
-            {
-                "event": "participant_left",
-                "id": "EV_left_1",
-                "room": {"name": f"pairline-{match_id}"},
-                "participant": {"identity": ann.user_id},
-            }
-        )
+        body = participant_event("participant_left", "EV_left_1", match_id, ann.user_id)
         async with httpx.AsyncClient(base_url=server.url) as http:
             started = time.monotonic()
             answer = await post_webhook(http, body)
@@ -101,21 +104,12 @@ async def post_webhook(http: httpx.AsyncClient, body: str) -> httpx.Response:
 async def test_the_time_from_confirm_to_media_is_logged(
     start_server: ServerFactory, livekit: TwirpRoomServer
 ) -> None:
-    server = await start_server(
-        LIVEKIT_URL=livekit.url, LIVEKIT_API_KEY=KEY, LIVEKIT_API_SECRET=SECRET
-    )
+    server = await start_server(**settings_for(livekit))
     async with Client(server.url) as ann, Client(server.url) as bob:
         await ann.join()
         await bob.join()
         match_id = await confirmed_pair(ann, bob)
-        body = json.dumps(
-            {
-                "event": "participant_joined",
-                "id": "EV_joined_1",
-                "room": {"name": f"pairline-{match_id}"},
-                "participant": {"identity": ann.user_id},
-            }
-        )
+        body = participant_event("participant_joined", "EV_joined_1", match_id, ann.user_id)
         async with httpx.AsyncClient(base_url=server.url) as http:
             assert (await post_webhook(http, body)).status_code == 200
     await server.stop()

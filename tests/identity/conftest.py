@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import jwt
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from tests.localhttp import serving
 
 
 class FakeClock:
@@ -37,8 +39,7 @@ class JwksServer:
         self.requests = 0
         self.url = ""
         self._counted = asyncio.Condition()
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._serving: contextlib.AbstractAsyncContextManager[str] | None = None
 
     async def _jwks(self, request: Request) -> JSONResponse:
         async with self._counted:
@@ -52,24 +53,13 @@ class JwksServer:
 
     async def start(self) -> None:
         app = Starlette(routes=[Route("/jwks.json", self._jwks)])
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_config=None, access_log=False,
-            lifespan="off", ws="none", timeout_graceful_shutdown=1,
-        )  # fmt: skip
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-            await asyncio.sleep(0.005)
-        port = self._server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}/jwks.json"
+        self._serving = serving(app)
+        self.url = await self._serving.__aenter__() + "/jwks.json"
 
     async def stop(self) -> None:
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await self._task
-            self._server = self._task = None
+        if self._serving is not None:
+            await self._serving.__aexit__(None, None, None)
+            self._serving = None
 
 
 @pytest.fixture
