@@ -213,6 +213,10 @@ class MatchmakerMachine(RuleBasedStateMachine):
     def media_gone(self, user: str) -> None:
         self.call(self.mm.media_gone, user, self.match_of(user), self.now)
 
+    @rule(user=users, present=st.lists(users, max_size=2, unique=True))
+    def media_absent(self, user: str, present: list[str]) -> None:
+        self.call(self.mm.media_absent, self.match_of(user), present, self.now)
+
     @rule(user=users, interests=st.sets(st.sampled_from(["a", "b"])))
     def hello_and_join(self, user: str, interests: set[str]) -> None:
         if user not in self.mm.users:

@@ -328,3 +328,40 @@ async def test_media_gone_ends_the_call_at_once_only_if_the_connection_is_gone_t
     assert (left["match_id"], left["reason"], left["requeued"]) == (match_id, "disconnected", True)
     assert [e.match.end_reason for e in effects if isinstance(e, fx.CallEnded)] == ["disconnected"]
     assert await store.media_gone("a", match_id, T0 + 5) == []  # over: nothing more
+
+
+async def test_alone_in_the_room_ends_the_call_and_requeues_the_one_who_waited_first(
+    stores: StoreFactory,
+) -> None:
+    store = stores(RULES)
+    await hello(store, "a", "b")
+    match_id = await in_call(store, "a", "b")
+    assert await store.media_absent(match_id, ["a", "b"], T0 + 1) == []  # both there
+    effects = await store.media_absent(match_id, ["b"], T0 + 2)  # a never came
+    told = messages(effects, "partner_left")
+    assert {u: (m["reason"], m["requeued"]) for u, m in told.items()} == {
+        "b": ("disconnected", True),
+        "a": ("disconnected", True),
+    }
+    assert told["b"]["position"] == 1 and told["a"]["position"] == 2  # b waited in the room
+    [ended] = [e.match for e in effects if isinstance(e, fx.CallEnded)]
+    assert (ended.end_reason, ended.ended_by) == ("alone_in_room", "a")
+    assert await store.media_absent(match_id, [], T0 + 3) == []  # over: nothing more
+
+
+async def test_a_closed_room_ends_its_call_and_an_away_user_ends_as_its_window_would(
+    stores: StoreFactory,
+) -> None:
+    store = stores(RULES)
+    await hello(store, "a", "b", "c", "d")
+    match_id = await in_call(store, "a", "b")
+    effects = await store.media_absent(match_id, [], T0 + 1)
+    [ended] = [e.match for e in effects if isinstance(e, fx.CallEnded)]
+    assert (ended.end_reason, ended.ended_by) == ("room_closed", None)
+    assert set(messages(effects, "partner_left")) == {"a", "b"}
+    # A missing user whose connection is gone: its session ends, the other is re-queued.
+    match_id = await in_call(store, "c", "d")
+    await store.detach("d", "s-d", T0 + 2)
+    effects = await store.media_absent(match_id, ["c"], T0 + 3)
+    assert set(messages(effects, "partner_left")) == {"c"}
+    assert fx.EndSession("d", "n1", "s-d", None) in effects

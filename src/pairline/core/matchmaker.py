@@ -13,7 +13,7 @@ never queued or matched.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from pairline.core import effects as fx
@@ -378,6 +378,34 @@ class Matchmaker:
         self._penalties_changed(effects)
         return effects
 
+    def media_absent(self, match_id: str, present: Collection[str], now: int) -> Effects:
+        """The call's media room has had only `present` in it for too long: one user sat alone
+        (the other's media never came, or left and did not come back), or the media server
+        closed the empty room. The call ends: a missing user whose connection is away ends as
+        at the end of its resume window; otherwise both are told `partner_left{disconnected}`
+        and re-queued, the one who waited in the room first. Nothing if the call is over or
+        both are present."""
+        match = self.matches.get(match_id)
+        if match is None or match.phase is not MatchPhase.CONFIRMED:
+            return []
+        missing = [uid for uid in match.users if uid not in present]
+        if not missing:
+            return []
+        effects: Effects = []
+        away = [uid for uid in missing if self.users[uid].presence is Presence.AWAY]
+        if away:
+            self._resume_window_over(away[0], now, effects)
+        else:
+            alone = len(missing) == 1
+            reason = "alone_in_room" if alone else "room_closed"
+            self._end_call(match, now, reason, missing[0] if alone else None, effects)
+            requeued = [uid for uid in match.users if uid not in missing] + missing
+            for uid in requeued:
+                self._requeue_partner(uid, match, "disconnected", now, effects)
+            self._pair_requeued(requeued, now, effects)
+        self._penalties_changed(effects)
+        return effects
+
     def _check_media(self, match: Match, target: User, now: int, effects: Effects) -> None:
         """Health-check `target`, one side of a confirmed call, now."""
         if target.presence is not Presence.ONLINE or target.user_id in match.probing:
@@ -702,7 +730,9 @@ class Matchmaker:
         del self.users[user.user_id]
         effects.append(fx.EndSession(user.user_id, user.node_id, user.session_id, close_code))
 
-    def _end_call(self, match: Match, now: int, reason: str, by: str, effects: Effects) -> None:
+    def _end_call(
+        self, match: Match, now: int, reason: str, by: str | None, effects: Effects
+    ) -> None:
         del self.matches[match.match_id]
         self.deadlines.cancel(DeadlineKind.MEDIA_CHECK, match.match_id)
         match.phase = MatchPhase.ENDED

@@ -87,6 +87,7 @@ class Match:
     ended_at: int | None = None
     end_reason: str | None = None
     ended_by: str | None = None
+    media_changed_at: int | None = None  # someone last joined or left its media room (memory store)
 
     def partner_of(self, user_id: str) -> str:
         first, second = self.users

@@ -7,7 +7,7 @@ when `REDIS_URL` is set, `redis`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -109,6 +109,23 @@ class Store(Protocol):
     async def media_gone(self, user_id: str, match_id: str, now: int) -> Effects:
         """The media server saw the user leave the call's room: end the call now if the user's
         connection is gone too, else health-check the user now."""
+
+    async def media_absent(self, match_id: str, present: Sequence[str], now: int) -> Effects:
+        """The call's media room has held only `present` for too long (one user alone, or the
+        room closed empty): end the call, both re-queued (see `Matchmaker.media_absent`)."""
+
+    async def note_media_change(self, match_id: str, now: int) -> None:
+        """Someone joined or left the call's media room at `now` (any node may hear of it)."""
+
+    async def media_changed_at(self, match_id: str) -> int | None:
+        """When the call's media room last changed, as noted; None if never or the call is over."""
+
+    async def live_matches(self, match_ids: Iterable[str]) -> set[str]:
+        """Those of these matches that are not over (proposed, checked or in a call)."""
+
+    async def claim_duty(self, name: str, every_ms: int, now: int) -> bool:
+        """True for exactly one caller across all nodes per `every_ms`: a periodic job (the
+        media room sweep) runs once per period, not once per node."""
 
     async def expire(self, now: int) -> Effects:
         """Complete every deadline due at `now`."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from pairline.core.matchmaker import Matchmaker
@@ -75,6 +75,24 @@ class MemoryStore:
 
     async def media_gone(self, user_id: str, match_id: str, now: int) -> Effects:
         return self.mm.media_gone(user_id, match_id, now)
+
+    async def media_absent(self, match_id: str, present: Sequence[str], now: int) -> Effects:
+        return self.mm.media_absent(match_id, present, now)
+
+    async def note_media_change(self, match_id: str, now: int) -> None:
+        match = self.mm.matches.get(match_id)
+        if match is not None:
+            match.media_changed_at = now
+
+    async def media_changed_at(self, match_id: str) -> int | None:
+        match = self.mm.matches.get(match_id)
+        return match.media_changed_at if match is not None else None
+
+    async def live_matches(self, match_ids: Iterable[str]) -> set[str]:
+        return {m for m in match_ids if m in self.mm.matches}
+
+    async def claim_duty(self, name: str, every_ms: int, now: int) -> bool:
+        return True  # one node: every call is the only one
 
     async def expire(self, now: int) -> Effects:
         return self.mm.expire(now)

@@ -21,6 +21,8 @@ each transition's script touches a single slot.
 | `ban_ends` | ZSET | users in `bans` whose ban has an end; score = that end (pruned by the sweep) |
 | `counters` | HASH | match id counter, last ticket, deadline and user sequence numbers |
 | `node:<node id>` | SET | users connected through that node (to detach them all if it dies) |
+| `media_changed:<match id>` | STRING | when someone last joined or left the call's room (expires) |
+| `duty:<name>` | STRING | held by the node running a periodic job this period (expires) |
 
 Why scripts build key names themselves: Redis Cluster needs a script's keys declared, but a
 transition cannot know in advance which users' and matches' keys it will touch (pairing scans the
@@ -51,6 +53,8 @@ SUFFIXES: Final[dict[str, str]] = {
     "ban_ends": "ban_ends",
     "counters": "counters",
     "node": "node:",
+    "media_changed": "media_changed:",
+    "duty": "duty:",
 }
 
 

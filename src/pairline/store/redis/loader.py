@@ -31,6 +31,7 @@ SCRIPTS = (
     "relay",
     "media_lost",
     "media_gone",
+    "media_absent",
     "expire",
     "sweep_stale",
     "snapshot",

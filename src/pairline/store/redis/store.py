@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -25,6 +25,11 @@ from pairline.store.memory import random_suffix
 from pairline.store.redis import codec
 from pairline.store.redis.keys import PartitionKeys
 from pairline.store.redis.loader import ScriptRunner
+
+_T = TypeVar("_T")
+
+# A media room's last change matters while its call lasts; the key outlives any call.
+MEDIA_CHANGE_TTL_MS = 24 * 3600 * 1000
 
 
 class RedisStore:
@@ -133,6 +138,37 @@ class RedisStore:
     async def media_gone(self, user_id: str, match_id: str, now: int) -> Effects:
         return (await self._run("media_gone", now, user_id, match_id))[1]
 
+    async def media_absent(self, match_id: str, present: Sequence[str], now: int) -> Effects:
+        return (await self._run("media_absent", now, match_id, *present))[1]
+
+    async def note_media_change(self, match_id: str, now: int) -> None:
+        # Beside the match's hash, not in it: a write after the call ended must not recreate it.
+        key = self.keys.key("media_changed", match_id)
+        await self._plain("note_media_change", self.client.set(key, now, px=MEDIA_CHANGE_TTL_MS))
+
+    async def media_changed_at(self, match_id: str) -> int | None:
+        if not await self.live_matches([match_id]):
+            return None
+        key = self.keys.key("media_changed", match_id)
+        at = await self._plain("media_changed_at", self.client.get(key))
+        return int(at) if at is not None else None
+
+    async def live_matches(self, match_ids: Iterable[str]) -> set[str]:
+        ids = list(match_ids)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for match_id in ids:
+                pipe.exists(self.keys.key("match", match_id))
+            try:
+                found = await pipe.execute()
+            except RedisError as exc:
+                raise StoreUnavailable(f"redis: live_matches failed: {exc}") from exc
+        return {m for m, exists in zip(ids, found, strict=True) if exists}
+
+    async def claim_duty(self, name: str, every_ms: int, now: int) -> bool:
+        key = self.keys.key("duty", name)
+        claimed = await self._plain("claim_duty", self.client.set(key, now, nx=True, px=every_ms))
+        return bool(claimed)
+
     async def expire(self, now: int) -> Effects:
         return (await self._run("expire", now, self._expire_batch))[1]
 
@@ -192,6 +228,13 @@ class RedisStore:
                 args += [user_id, ",".join(str(t) for t in sorted(skips)), level, cooldown_until]
             await self._run("load_skips", 0, *args)
 
+    async def _plain(self, what: str, request: Awaitable[_T]) -> _T:
+        """One plain Redis command (no transition), its failure as StoreUnavailable."""
+        try:
+            return await request
+        except RedisError as exc:
+            raise StoreUnavailable(f"redis: {what} failed: {exc}") from exc
+
     async def _execute(self, pipe: Any, what: str) -> None:
         try:
             await pipe.execute()
@@ -203,9 +246,6 @@ class RedisStore:
             await self.client.aclose()
         except RedisError as exc:
             raise StoreUnavailable(f"redis: close failed: {exc}") from exc
-
-
-_T = TypeVar("_T")
 
 
 def _batches(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
