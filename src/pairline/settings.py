@@ -57,6 +57,13 @@ class Settings(BaseSettings):
         30.0, validation_alias=AliasChoices("PAIRLINE_MESSAGE_RATE_PER_S")
     )
     message_burst: int = Field(120, validation_alias=AliasChoices("PAIRLINE_MESSAGE_BURST"))
+    # `chat` and `signal` relayed to the partner, per user: past it each one is refused with
+    # `rate_limited` (not relayed) and the connection stays. A WebRTC negotiation is an offer,
+    # an answer and a few dozen ICE candidates at once: the burst covers two of them.
+    relay_rate_per_s: float = Field(
+        10.0, validation_alias=AliasChoices("PAIRLINE_RELAY_RATE_PER_S")
+    )
+    relay_burst: int = Field(100, validation_alias=AliasChoices("PAIRLINE_RELAY_BURST"))
     max_connections_per_ip: int = Field(
         50, validation_alias=AliasChoices("PAIRLINE_MAX_CONNECTIONS_PER_IP")
     )
@@ -110,6 +117,23 @@ class Settings(BaseSettings):
     )
     turn_secret: str | None = Field(None, validation_alias=AliasChoices("PAIRLINE_TURN_SECRET"))
     turn_ttl_s: int = Field(3600, validation_alias=AliasChoices("PAIRLINE_TURN_TTL_S"))
+    # LiveKit rooms. A call whose room holds one user (the other's media never came, or left
+    # and did not come back) for `alone_ms` ends, both re-queued; an empty room closes after
+    # LiveKit's empty/departure timeouts (its `room_finished` ends the call if still open).
+    alone_ms: int = Field(10_000, validation_alias=AliasChoices("PAIRLINE_ALONE_MS"))
+    livekit_token_ttl_s: int = Field(
+        600, validation_alias=AliasChoices("PAIRLINE_LIVEKIT_TOKEN_TTL_S")
+    )
+    livekit_empty_timeout_s: int = Field(
+        30, validation_alias=AliasChoices("PAIRLINE_LIVEKIT_EMPTY_TIMEOUT_S")
+    )
+    livekit_departure_timeout_s: int = Field(
+        20, validation_alias=AliasChoices("PAIRLINE_LIVEKIT_DEPARTURE_TIMEOUT_S")
+    )
+    # How often (across all nodes, one of them) rooms without a live match are deleted.
+    livekit_sweep_ms: int = Field(
+        60_000, validation_alias=AliasChoices("PAIRLINE_LIVEKIT_SWEEP_MS")
+    )
     # Messages kept per session for resume; a client further behind gets a fresh session.
     replay_limit: int = Field(1024, validation_alias=AliasChoices("PAIRLINE_REPLAY_LIMIT"))
     # Largest WebSocket frame accepted; a larger one closes the connection with 4400.

@@ -1,4 +1,4 @@
-"""Flood protection: a message flood, too many connections, too many guest tokens."""
+"""Flood protection: a message flood, relayed chat and signal, connections, guest tokens."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import json
 import httpx
 from websockets.asyncio.client import connect as ws_connect
 
+from pairline.client import Client
 from tests.conftest import ServerFactory
 from tests.e2e.rawws import guest_token, raw_session, ws_url
+from tests.e2e.test_matching import confirmed_pair
 
 
 async def test_a_message_flood_closes_the_connection_with_4429(
@@ -65,3 +67,22 @@ async def test_guest_tokens_are_rate_limited_per_address(start_server: ServerFac
     refused = answers[-1]
     assert refused.json()["code"] == "rate_limited"
     assert int(refused.headers["retry-after"]) >= 1
+
+
+async def test_chat_and_signal_past_the_relay_budget_are_refused_and_the_call_goes_on(
+    start_server: ServerFactory,
+) -> None:
+    server = await start_server(PAIRLINE_RELAY_RATE_PER_S="0.1", PAIRLINE_RELAY_BURST="3")
+    async with Client(server.url) as ann, Client(server.url) as bob:
+        await ann.join()
+        await bob.join()
+        await confirmed_pair(ann, bob)
+        for n in range(5):
+            await ann.chat(f"message {n}")
+        errors = [await ann.wait_for("error", timeout=5) for _ in range(2)]
+        assert [e.raw["code"] for e in errors] == ["rate_limited"] * 2
+        assert all(e.raw["retry_after_ms"] > 0 for e in errors)
+        await ann.skip()  # the connection is still there; bob's events stay in order
+        await bob.wait_for("partner_left", timeout=5)
+        chats = [e.raw["text"] for e in bob.events_log if e.type == "chat"]
+        assert chats == ["message 0", "message 1", "message 2"]

@@ -2,44 +2,17 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import time
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 from livekit import api
 
 from pairline.client import Client
 from tests.conftest import ServerFactory
+from tests.e2e.livekit import KEY, SECRET, participant_event, post_webhook, settings_for
 from tests.e2e.test_matching import confirmed_pair
 from tests.media.twirp_server import TwirpRoomServer
-
-KEY, SECRET = "APIpairlinee2e", "pairline-livekit-e2e-secret-long-enough"
-
-
-@pytest.fixture
-async def livekit() -> AsyncIterator[TwirpRoomServer]:
-    async with TwirpRoomServer(KEY, SECRET).running() as server:
-        yield server
-
-
-def settings_for(livekit: TwirpRoomServer) -> dict[str, str]:
-    return {"LIVEKIT_URL": livekit.url, "LIVEKIT_API_KEY": KEY, "LIVEKIT_API_SECRET": SECRET}
-
-
-def participant_event(kind: str, event_id: str, match_id: str, user_id: str) -> str:
-    """A LiveKit webhook body about one participant of the match's room."""
-    return json.dumps(
-        {
-            "event": kind,
-            "id": event_id,
-            "room": {"name": f"pairline-{match_id}"},
-            "participant": {"identity": user_id},
-        }
-    )
 
 
 async def test_a_match_gets_a_two_seat_room_made_before_and_deleted_after(
@@ -92,13 +65,6 @@ async def test_a_participant_left_webhook_for_a_gone_user_ends_the_call_at_once(
         assert left.raw["requeued"] is True
         assert took_s < 2, took_s  # at once, not after the 30 s resume window
         await livekit.wait_until(lambda: f"pairline-{match_id}" not in livekit.rooms)
-
-
-async def post_webhook(http: httpx.AsyncClient, body: str) -> httpx.Response:
-    """POST `body` signed as LiveKit signs its webhooks."""
-    digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
-    token = api.AccessToken(KEY, SECRET).with_sha256(digest).to_jwt()
-    return await http.post("/v1/livekit/webhook", content=body, headers={"Authorization": token})
 
 
 async def test_the_time_from_confirm_to_media_is_logged(

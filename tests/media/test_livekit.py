@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 
 import jwt
 import pytest
 from livekit import api
 from livekit.protocol import models, room
 
-from pairline.media.livekit import LiveKitMedia, MediaUnavailable
+from pairline.media.livekit import LiveCheck, LiveKitMedia, MediaUnavailable
 from tests.media.twirp_server import TwirpRoomServer
 
 KEY = "APItestkey"
@@ -23,6 +23,15 @@ USERS = ("alice", "bob")
 async def server() -> AsyncIterator[TwirpRoomServer]:
     async with TwirpRoomServer(KEY, SECRET).running() as srv:
         yield srv
+
+
+def live_among(live: Collection[str]) -> LiveCheck:
+    """A `live_matches` over a fixed set of live match ids."""
+
+    async def live_of(match_ids: list[str]) -> set[str]:
+        return {m for m in match_ids if m in live}
+
+    return live_of
 
 
 def make_media(srv: TwirpRoomServer, **kw: object) -> LiveKitMedia:
@@ -126,7 +135,7 @@ async def test_hanging_delete_gives_up_after_the_retries(
 
     # Once LiveKit answers again, the sweep finishes the job.
     server.faults.clear()
-    assert await media.sweep(live_match_ids=[]) == 1
+    assert await media.sweep(live_among(())) == 1
     assert server.rooms == {}
     assert media.undeleted == set()
 
@@ -137,7 +146,7 @@ async def test_sweep_deletes_only_rooms_without_a_live_match(
     for m in ("live", "dead1", "dead2"):
         await media.prepare(m, USERS)
     server.rooms["someone-elses-room"] = models.Room(name="someone-elses-room")
-    assert await media.sweep(live_match_ids={"live"}) == 2
+    assert await media.sweep(live_among({"live"})) == 2
     assert set(server.rooms) == {"pairline-live", "someone-elses-room"}
     assert len(server.calls_of("ListRooms")) == 1
 
@@ -145,8 +154,8 @@ async def test_sweep_deletes_only_rooms_without_a_live_match(
 async def test_sweep_survives_a_failing_list(server: TwirpRoomServer, media: LiveKitMedia) -> None:
     await media.prepare("dead", USERS)
     server.fail("ListRooms", 1)
-    assert await media.sweep(live_match_ids=()) == 0
-    assert await media.sweep(live_match_ids=()) == 1
+    assert await media.sweep(live_among(())) == 0
+    assert await media.sweep(live_among(())) == 1
 
 
 async def test_prepare_against_an_error_raises_media_unavailable(

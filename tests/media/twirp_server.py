@@ -1,9 +1,9 @@
 """A stand-in LiveKit RoomService: real HTTP, real Twirp protobuf bodies, real JWT checks.
 
 No LiveKit server can run in the test environment, so this speaks the part of its Twirp API
-that `LiveKitMedia` uses (CreateRoom, DeleteRoom, ListRooms), parsing requests with the
-`livekit.protocol` classes the SDK serializes with, and can be told to fail (HTTP 5xx) or
-hang the next N calls.
+that `LiveKitMedia` uses (CreateRoom, DeleteRoom, ListRooms, ListParticipants), parsing
+requests with the `livekit.protocol` classes the SDK serializes with, and can be told to fail
+(HTTP 5xx) or hang the next N calls.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ class TwirpRoomServer:
     api_key: str
     api_secret: str
     rooms: dict[str, models.Room] = field(default_factory=dict)
+    # Who is in each room (identities), as a test puts them there.
+    participants: dict[str, list[str]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     # Per method, what the next calls do instead of answering: an HTTP status, or "hang".
     faults: dict[str, list[int | str]] = field(default_factory=dict)
@@ -93,6 +95,14 @@ class TwirpRoomServer:
         names = set(req.names)
         return room.ListRoomsResponse(
             rooms=[r for n, r in self.rooms.items() if not names or n in names]
+        )
+
+    def _participants(self, req: room.ListParticipantsRequest) -> Message | None:
+        if req.room not in self.rooms:
+            return None
+        identities = self.participants.get(req.room, [])
+        return room.ListParticipantsResponse(
+            participants=[models.ParticipantInfo(identity=i, sid="PA_" + i) for i in identities]
         )
 
     async def _endpoint(self, request: Request) -> Response:
@@ -176,6 +186,11 @@ _METHODS: dict[str, tuple[type[Message], str, Handler]] = {
     "CreateRoom": (room.CreateRoomRequest, "room_create", TwirpRoomServer._create),
     "DeleteRoom": (room.DeleteRoomRequest, "room_create", TwirpRoomServer._delete),
     "ListRooms": (room.ListRoomsRequest, "room_list", TwirpRoomServer._list),
+    "ListParticipants": (
+        room.ListParticipantsRequest,
+        "room_admin",
+        TwirpRoomServer._participants,
+    ),
 }
 
 

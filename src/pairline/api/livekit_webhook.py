@@ -42,12 +42,20 @@ async def livekit_webhook(request: Request) -> Response:
     match_id = room.removeprefix(ROOM_PREFIX) if room.startswith(ROOM_PREFIX) else None
     identity = event.participant.identity if event.HasField("participant") else None
     log.info("livekit_event", kind=event.event, match_id=match_id, user_id=identity)
-    if match_id is not None and identity and event.event == "participant_left":
+    watch = runtime.room_watch
+    assert watch is not None  # set with the receiver
+    if match_id is None:
+        return JSONResponse({"ok": True})  # not a room of ours
+    if identity and event.event == "participant_left":
         # Their media is gone: if their connection is gone too the call ends now, else they
         # are health-checked now, rather than after the heartbeat or the resume window.
         await runtime.engine.media_gone(identity, match_id)
-    elif match_id is not None and identity and event.event == "participant_joined":
+        await watch.room_changed(match_id)
+    elif identity and event.event == "participant_joined":
+        await watch.room_changed(match_id)
         await _log_time_to_media(runtime, match_id, identity)
+    elif event.event == "room_finished":
+        await watch.room_finished(match_id)
     return JSONResponse({"ok": True})
 
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from livekit.api import WebhookReceiver
 
     from pairline.cluster.node import ClusterNode
+    from pairline.media.room_watch import RoomWatch
 
 # With shared state, deadlines set by other nodes must fire here too if those nodes die.
 CLUSTER_DEADLINE_POLL_S = 1.0
@@ -49,6 +50,7 @@ class Runtime:
     report_hook: WebhookSender | None = None
     livekit_receiver: WebhookReceiver | None = None  # set when LiveKit is configured
     livekit_seen: SeenEvents = field(default_factory=SeenEvents)
+    room_watch: RoomWatch | None = None  # set when LiveKit is configured
     ready: bool = False
 
     @classmethod
@@ -80,6 +82,7 @@ class Runtime:
             heard_interval_ms=min(settings.health_fresh_ms, rules.stale_after_ms) // 4,
             replay_limit=settings.replay_limit,
             state_dies_with_node=settings.redis_url is None,
+            relay_limit=KeyedBuckets(settings.relay_rate_per_s, settings.relay_burst),
         )
         flood = FloodGuard(
             settings.message_rate_per_s, settings.message_burst, settings.max_connections_per_ip
@@ -101,10 +104,26 @@ class Runtime:
         )
         if cluster is not None:
             cluster.bind(on_node_lost=engine.node_lost, on_resync=gateway.resync)
-        webhook_receiver = getattr(media, "webhook_receiver", None)
-        if webhook_receiver is not None:
-            runtime.livekit_receiver = webhook_receiver()
+        runtime._watch_livekit_rooms()
         return runtime
+
+    def _watch_livekit_rooms(self) -> None:
+        """With LiveKit: its webhooks' verifier, and the watch over its rooms."""
+        webhook_receiver = getattr(self.media, "webhook_receiver", None)
+        if webhook_receiver is None:
+            return  # peer-to-peer (LiveKit's SDK is not even imported)
+        from pairline.media.livekit import LiveKitMedia
+        from pairline.media.room_watch import RoomWatch
+
+        assert isinstance(self.media, LiveKitMedia)
+        self.livekit_receiver = webhook_receiver()
+        self.room_watch = RoomWatch(
+            self.media,
+            self.store,
+            self.engine.media_absent,
+            alone_ms=self.settings.alone_ms,
+            sweep_ms=self.settings.livekit_sweep_ms,
+        )
 
     async def start(self) -> None:
         await self.auth.start()
@@ -119,6 +138,8 @@ class Runtime:
         # With Redis, calls outlive a node: only the memory store's calls died with the last run.
         await self.keeping.recover(self.store, calls_die_with_node=self.settings.redis_url is None)
         await self.engine.start()
+        if self.room_watch is not None:
+            self.room_watch.start()
         self.ready = True
 
     def _send_report(self, report: ReportFiled) -> None:
@@ -127,6 +148,8 @@ class Runtime:
 
     async def stop(self) -> None:
         self.ready = False
+        if self.room_watch is not None:
+            await self.room_watch.stop()
         await self.gateway.shutdown()
         await self.engine.stop()
         if self.cluster is not None:

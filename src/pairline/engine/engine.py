@@ -195,6 +195,10 @@ class Engine:
         """The media server saw the user's media leave the call (a LiveKit webhook)."""
         await self._carry_out(await self.store.media_gone(user_id, match_id, self.clock()))
 
+    async def media_absent(self, match_id: str, present: list[str]) -> None:
+        """The call's media room held only `present` for too long: the call ends."""
+        await self._carry_out(await self.store.media_absent(match_id, present, self.clock()))
+
     # ------------------------------------------------------------------ moderation
 
     async def ban(self, user_id: str, until: int | None) -> None:

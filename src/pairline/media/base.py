@@ -27,7 +27,12 @@ def open_media(settings: Settings) -> Media:
         from pairline.media.livekit import LiveKitMedia
 
         return LiveKitMedia(
-            settings.livekit_url, settings.livekit_api_key, settings.livekit_api_secret
+            settings.livekit_url,
+            settings.livekit_api_key,
+            settings.livekit_api_secret,
+            token_ttl_s=settings.livekit_token_ttl_s,
+            empty_timeout_s=settings.livekit_empty_timeout_s,
+            departure_timeout_s=settings.livekit_departure_timeout_s,
         )
     from pairline.media.p2p import PeerToPeer
 

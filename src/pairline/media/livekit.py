@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 ROOM_PREFIX = "pairline-"
 
 T = TypeVar("T")
+# Which of these match ids are not over (the store's `live_matches`).
+LiveCheck = Callable[[list[str]], Awaitable[Collection[str]]]
 
 
 class MediaUnavailable(Exception):
@@ -33,7 +35,7 @@ class LiveKitMedia:
         *,
         token_ttl_s: int = 600,
         empty_timeout_s: int = 30,
-        departure_timeout_s: int = 10,
+        departure_timeout_s: int = 20,
         http_timeout_s: float = 5.0,
         delete_retries: tuple[float, ...] = (0.5, 1, 2, 4, 8),
     ) -> None:
@@ -131,15 +133,32 @@ class LiveKitMedia:
                 return
         self.undeleted.add(room)
 
-    async def sweep(self, live_match_ids: Collection[str]) -> int:
-        """Delete every pairline room whose match is over; returns how many were deleted."""
-        live = {self.room_name(m) for m in live_match_ids}
+    async def participants(self, match_id: str) -> list[str]:
+        """The identities (user ids) in the match's room now; [] if LiveKit has no such room.
+        Raises MediaUnavailable when LiveKit cannot tell."""
+        room = self.room_name(match_id)
+        req = api.ListParticipantsRequest(room=room)
+        try:
+            listed = await self._call(lambda: self._api().room.list_participants(req))
+        except api.ServerError as exc:
+            if exc.status == 404:
+                return []
+            raise MediaUnavailable(f"LiveKit ListParticipants {room}: {exc!r}") from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise MediaUnavailable(f"LiveKit ListParticipants {room}: {exc!r}") from exc
+        return [p.identity for p in listed.participants]
+
+    async def sweep(self, live_of: LiveCheck) -> int:
+        """Delete every pairline room whose match is over (`live_of` says which of the given
+        match ids are not); returns how many were deleted."""
         try:
             listed = await self._call(lambda: self._api().room.list_rooms(api.ListRoomsRequest()))
         except (api.ServerError, aiohttp.ClientError, TimeoutError) as exc:
             log.warning("livekit ListRooms failed: %r", exc)
             return 0
         existing = {r.name for r in listed.rooms if r.name.startswith(ROOM_PREFIX)}
+        live_ids = await live_of([room.removeprefix(ROOM_PREFIX) for room in existing])
+        live = {self.room_name(m) for m in live_ids}
         # An undeleted room LiveKit no longer lists is gone (e.g. closed by its empty_timeout).
         self.undeleted &= existing
         deleted = 0

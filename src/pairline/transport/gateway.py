@@ -32,9 +32,11 @@ from pairline.errors import (
     Internal,
     PairlineError,
     ProtocolError,
+    RateLimited,
     StoreUnavailable,
 )
 from pairline.identity import Authenticator
+from pairline.limits import KeyedBuckets
 from pairline.store.base import order_before
 from pairline.transport.registry import SessionRegistry
 from pairline.transport.session import Connection, Session
@@ -60,6 +62,7 @@ class Gateway:
         heard_interval_ms: int,
         replay_limit: int,
         state_dies_with_node: bool,
+        relay_limit: KeyedBuckets | None = None,
     ) -> None:
         self.engine = engine
         self.registry = registry
@@ -69,6 +72,8 @@ class Gateway:
         self.heard_interval_s = heard_interval_ms / 1000
         self.replay_limit = replay_limit
         self.state_dies_with_node = state_dies_with_node
+        # `chat` and `signal` per user (kept across reconnects): a partner is not a firehose.
+        self.relay_limit = relay_limit
 
     # ------------------------------------------------------------------ hello
 
@@ -193,6 +198,7 @@ class Gateway:
         elif isinstance(message, Pong):
             return  # being heard from is all a pong does
         elif isinstance(message, Chat | Signal):
+            self._take_relay_budget(user_id)
             await self.engine.relay(user_id, message)
         elif isinstance(message, MediaLost):
             await self.engine.media_lost(user_id, message.match_id)
@@ -200,6 +206,17 @@ class Gateway:
             raise BadRequest("hello was already received on this connection")
         else:
             await self._command(session, message)
+
+    def _take_relay_budget(self, user_id: str) -> None:
+        if self.relay_limit is None:
+            return
+        now = asyncio.get_running_loop().time()
+        if not self.relay_limit.take(user_id, now):
+            retry_after_ms = int(self.relay_limit.retry_after(user_id, now) * 1000) + 1
+            raise RateLimited(
+                "chat and signal messages come too fast: this one was not passed on",
+                retry_after_ms=retry_after_ms,
+            )
 
     async def _command(self, session: Session, command: Any) -> None:
         cached = session.cached_reply(command.id)
