@@ -95,3 +95,17 @@ async def test_open_store_builds_a_redis_store_on_a_blocking_pool(redis_url: str
         assert await store.next_deadline() is None
     finally:
         await store.close()
+
+
+async def test_a_duty_is_claimed_by_one_node_per_period(redis_url: str, redis_prefix: str) -> None:
+    nodes = [
+        RedisStore(
+            aioredis.Redis.from_url(redis_url, decode_responses=True), Rules(), prefix=redis_prefix
+        )
+        for _ in range(3)
+    ]
+    claims = [await node.claim_duty("livekit_sweep", 60_000, 1) for node in nodes]
+    assert claims == [True, False, False]
+    assert await nodes[0].claim_duty("another_job", 60_000, 1)  # duties are claimed apart
+    for node in nodes:
+        await node.close()

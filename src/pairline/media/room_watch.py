@@ -68,11 +68,13 @@ class RoomWatch:
 
     def _due(self, match_id: str) -> None:
         self._timers.pop(match_id, None)
-        task = asyncio.create_task(self._check(match_id))
+        task = asyncio.create_task(self.check(match_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _check(self, match_id: str) -> None:
+    async def check(self, match_id: str) -> None:
+        """Look at the room now: if one user (or none) has been in it for `alone_ms` since its
+        last change, the call ends."""
         try:
             changed_at = await self.store.media_changed_at(match_id)
             if changed_at is None or self.clock() - changed_at < self.alone_ms - CLOCK_SLACK_MS:
