@@ -145,8 +145,9 @@ class Settings(BaseSettings):
     ws_impl: Literal["native", "asgi"] = Field(
         "native", validation_alias=AliasChoices("PAIRLINE_WS_IMPL")
     )
-    log_format: Literal["console", "json"] = Field(
-        "console", validation_alias=AliasChoices("PAIRLINE_LOG_FORMAT")
+    # `auto`: a readable console on a terminal, JSON lines otherwise (production).
+    log_format: Literal["auto", "console", "json"] = Field(
+        "auto", validation_alias=AliasChoices("PAIRLINE_LOG_FORMAT")
     )
     log_level: str = Field("info", validation_alias=AliasChoices("PAIRLINE_LOG_LEVEL"))
     node_id: str = Field(

@@ -369,6 +369,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             self.both("snapshot", user_id, self.now)
         self.both("queue_status", [*USERS, "nobody"], self.now)
         self.both("next_deadline")
+        self.both("population")
 
     @invariant()
     def same_state(self) -> None:

@@ -17,9 +17,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from pairline import metrics
 from pairline.api.common import bearer_identity, runtime_of
 from pairline.api.livekit_webhook import ROUTES as LIVEKIT_ROUTES
 from pairline.api.logs import configure_logging
+from pairline.api.metrics_route import ROUTES as METRICS_ROUTES
 from pairline.api.moderation import ROUTES as MODERATION_ROUTES
 from pairline.api.openapi import OPENAPI
 from pairline.api.runtime import Runtime
@@ -50,6 +52,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
+            *METRICS_ROUTES,
             *MODERATION_ROUTES,
             *LIVEKIT_ROUTES,
             WebSocketRoute("/v1/ws", websocket_endpoint),
@@ -77,6 +80,7 @@ async def guest_token(request: Request) -> Response:
     limit = runtime.guest_token_limit
     now = time.monotonic()
     if not limit.take(address, now):
+        metrics.RATE_LIMITED.labels("guest_tokens").inc()
         retry_after_s = limit.retry_after(address, now)
         raise RateLimited(
             "too many guest tokens from this address", retry_after_ms=int(retry_after_s * 1000)
@@ -107,6 +111,7 @@ async def openapi(request: Request) -> Response:
 
 async def protocol_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ProtocolError)
+    metrics.ERRORS.labels(exc.code).inc()
     status_code = {"unauthorized": 401, "not_found": 404, "rate_limited": 429}.get(exc.code, 400)
     if exc.code == "internal":
         status_code = getattr(exc, "http_status", 500)

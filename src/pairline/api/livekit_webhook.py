@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from pairline import metrics
 from pairline.api.common import runtime_of
 from pairline.engine.clock import now_ms
 from pairline.errors import NotFound, Unauthorized
@@ -71,6 +72,8 @@ async def _log_time_to_media(runtime: Runtime, match_id: str, user_id: str) -> N
             call = None
         confirmed_at = call["confirmed_at"] if call else None
     took = now_ms() - confirmed_at if confirmed_at is not None else None
+    if took is not None:
+        metrics.CONFIRM_TO_MEDIA.observe(max(0, took) / 1000)
     log.info("media_joined", match_id=match_id, user_id=user_id, confirm_to_media_ms=took)
 
 

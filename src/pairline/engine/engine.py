@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import structlog
 
+from pairline import metrics
 from pairline.core import effects as fx
+from pairline.core.model import Match
 from pairline.core.protocol import (
     Block,
     Chat,
+    CloseCode,
     Command,
     End,
     Join,
@@ -147,6 +151,7 @@ class Engine:
 
         Raises the command's `ProtocolError` (having changed nothing) when it is refused.
         """
+        received = time.perf_counter()
         now = self.clock()
         outcome = await self._transition(user_id, command, now)
         extra = (
@@ -160,6 +165,9 @@ class Engine:
         respond(outcome.reply, order_before(outcome.effects, user_id, outcome.order))
         self._note_position(user_id, outcome.reply)
         self.apply(outcome.effects)
+        if isinstance(command, Skip) and outcome.effects:
+            # The partner's partner_left has just been handed to its connection (or its node).
+            metrics.SKIP_TO_PARTNER_NOTIFIED.observe(time.perf_counter() - received)
 
     async def _transition(self, user_id: str, command: Command, now: int) -> Outcome:
         store = self.store
@@ -233,7 +241,7 @@ class Engine:
                 except Exception:
                     # The users are told anyway: a LiveKit server makes the room when the first
                     # of them joins, and a failed media link comes back as `media_lost`.
-                    log.exception("media_prepare_failed", match_id=match.match_id)
+                    log.exception("media_prepare_failed", **match_fields(match))
 
     async def _record(self, effects: Effects, extra: Sequence[Record] = ()) -> None:
         if self.journal is None:
@@ -246,23 +254,20 @@ class Engine:
         """Carry out a transition's effects, in order."""
         for effect in effects:
             if isinstance(effect, fx.Send):
-                self.delivery.send(effect.node_id, effect.user_id, effect.message, effect.order)
-                self._note_position(effect.user_id, effect.message)
+                self._send(effect)
             elif isinstance(effect, fx.Probe):
                 self.delivery.probe(effect.node_id, effect.user_id)
             elif isinstance(effect, fx.EndSession):
-                self._told.pop(effect.user_id, None)
-                self.delivery.end_session(
-                    effect.node_id, effect.user_id, effect.session_id, effect.close_code
-                )
+                self._end_session(effect)
             elif isinstance(effect, fx.Confirmed):
                 self._confirm(effect)
             elif isinstance(effect, fx.CallEnded):
                 self._call_ended(effect)
             elif isinstance(effect, fx.MatchFailed):
+                metrics.PROPOSALS.labels("cancelled", effect.reason).inc()
                 log.warning(
                     "match_failed",
-                    match_id=effect.match.match_id,
+                    **match_fields(effect.match),
                     reason=effect.reason,
                     users=effect.detail,
                     created_at=effect.match.created_at,
@@ -283,21 +288,35 @@ class Engine:
         if effects:
             self._queue_changed = True
 
+    def _send(self, effect: fx.Send) -> None:
+        self.delivery.send(effect.node_id, effect.user_id, effect.message, effect.order)
+        self._note_position(effect.user_id, effect.message)
+        if effect.message["type"] == "partner_left":
+            metrics.PARTNER_LEFT.labels(effect.message["reason"]).inc()
+
+    def _end_session(self, effect: fx.EndSession) -> None:
+        self._told.pop(effect.user_id, None)
+        if effect.close_code == CloseCode.STALE:
+            metrics.STALE_REMOVALS.inc()
+        self.delivery.end_session(
+            effect.node_id, effect.user_id, effect.session_id, effect.close_code
+        )
+
     def _confirm(self, effect: fx.Confirmed) -> None:
         match = effect.match
         for user_id, node_id, order in zip(match.users, effect.nodes, effect.orders, strict=True):
             media = self.media.describe(match.match_id, match.users, user_id)
             message = {"type": "match_confirmed", "match_id": match.match_id, "media": media}
             self.delivery.send(node_id, user_id, message, order)
-        log.info("match_confirmed", match_id=match.match_id, users=list(match.users))
+        metrics.CONFIRMED.inc()
+        log.info("match_confirmed", **match_fields(match))
 
     def _call_ended(self, effect: fx.CallEnded) -> None:
         match = effect.match
         duration = (match.ended_at or 0) - (match.confirmed_at or match.created_at)
         log.info(
             "call_ended",
-            match_id=match.match_id,
-            users=list(match.users),
+            **match_fields(match),
             reason=match.end_reason,
             ended_by=match.ended_by,
             duration_ms=duration,
@@ -410,3 +429,9 @@ def _worth_telling(old: tuple[int, int | None], new: tuple[int, int | None]) -> 
     if old_eta is None or new_eta is None:
         return False
     return abs(new_eta - old_eta) > max(2000, old_eta // 4)
+
+
+def match_fields(match: Match) -> dict[str, str]:
+    """What every log line of a match's life carries: the match and both its users."""
+    user_a, user_b = match.users
+    return {"match_id": match.match_id, "user_a": user_a, "user_b": user_b}

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from pairline import metrics
 from pairline.engine.clock import now_ms
 from pairline.errors import StoreUnavailable
 from pairline.media.livekit import LiveKitMedia, MediaUnavailable
@@ -84,6 +85,7 @@ class RoomWatch:
                 return
             if present:
                 self.alone_count += 1
+                metrics.ALONE_IN_ROOM.inc()
             log.info("alone_in_room", match_id=match_id, present=present, alone_ms=self.alone_ms)
             await self.end_absent(match_id, present)
         except (MediaUnavailable, StoreUnavailable) as exc:

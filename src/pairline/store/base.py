@@ -123,6 +123,9 @@ class Store(Protocol):
     async def live_matches(self, match_ids: Iterable[str]) -> set[str]:
         """Those of these matches that are not over (proposed, checked or in a call)."""
 
+    async def population(self) -> dict[str, int]:
+        """Users with a session, by status (idle, queued, proposed, in_call)."""
+
     async def claim_duty(self, name: str, every_ms: int, now: int) -> bool:
         """True for exactly one caller across all nodes per `every_ms`: a periodic job (the
         media room sweep) runs once per period, not once per node."""

@@ -91,6 +91,12 @@ class MemoryStore:
     async def live_matches(self, match_ids: Iterable[str]) -> set[str]:
         return {m for m in match_ids if m in self.mm.matches}
 
+    async def population(self) -> dict[str, int]:
+        counts = dict.fromkeys(("idle", "queued", "proposed", "in_call"), 0)
+        for user in self.mm.users.values():
+            counts[user.status.value] += 1
+        return counts
+
     async def claim_duty(self, name: str, every_ms: int, now: int) -> bool:
         return True  # one node: every call is the only one
 

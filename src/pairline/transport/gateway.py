@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 
+from pairline import metrics
 from pairline.core.protocol import (
     PROTOCOL_VERSION,
     Ack,
@@ -118,6 +119,8 @@ class Gateway:
             session = await self._renew(session)
             resumed = False
             seen = 0
+        if hello.resume:
+            (metrics.RESUMED if resumed else metrics.RESUME_EXPIRED).inc()
         state = await self.engine.snapshot(user_id)
         # From here on nothing awaits: welcome, replay and live messages leave in order.
         replay = session.replay_after(hello.last_seq if resumed else seen) or []
@@ -212,6 +215,7 @@ class Gateway:
             return
         now = asyncio.get_running_loop().time()
         if not self.relay_limit.take(user_id, now):
+            metrics.RATE_LIMITED.labels("relay").inc()
             retry_after_ms = int(self.relay_limit.retry_after(user_id, now) * 1000) + 1
             raise RateLimited(
                 "chat and signal messages come too fast: this one was not passed on",

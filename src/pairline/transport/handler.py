@@ -10,6 +10,7 @@ import asyncio
 import enum
 from collections import deque
 
+from pairline import metrics
 from pairline.core.protocol import CloseCode, Hello, decode
 from pairline.errors import ProtocolError
 from pairline.transport.flood import FloodGuard
@@ -60,6 +61,7 @@ class ConnectionHandler:
         )
         if not guard.admit(peer):
             self.peer = None  # nothing was counted for it
+            metrics.RATE_LIMITED.labels("connections").inc()
             self._close(CloseCode.FLOOD, "too many connections from this address")
 
     def received(self, data: bytes | str) -> None:
@@ -67,6 +69,7 @@ class ConnectionHandler:
         if self.phase is Phase.CLOSED:
             return
         if not self._budget.spend():
+            metrics.RATE_LIMITED.labels("messages").inc()
             self._close(CloseCode.FLOOD, "too many messages")
             return
         self._inbox.append(data)

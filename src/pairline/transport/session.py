@@ -6,12 +6,26 @@ that reconnects with `resume` gets every message it missed, in order, with the s
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict, deque
 from typing import Any, Protocol
 
+from pairline import metrics
 from pairline.core.protocol import encode
 
 REPLY_CACHE_SIZE = 256
+# Messages that start or end a measured latency (see `Session._mark`).
+_MARKED = frozenset(
+    {
+        "matched",
+        "match_confirmed",
+        "queue_cancelled",
+        "partner_left",
+        "match_cancelled",
+        "reply",
+        "error",
+    }
+)
 
 
 class Connection(Protocol):
@@ -27,7 +41,9 @@ class Session:
         "_due",
         "_held",
         "_matched",
+        "_matched_at",
         "_outbox",
+        "_queued_at",
         "_replay_limit",
         "_replies",
         "conn",
@@ -53,7 +69,10 @@ class Session:
         self.ping_nonce = 0
         self._replay_limit = replay_limit
         self._outbox: deque[tuple[int, bytes]] = deque()
-        self._matched: dict[int, str] = {}  # seq of an unacked `matched` → its match id
+        self._matched: dict[int, tuple[str, float]] = {}  # seq of an unacked `matched` → its
+        # match id and when it was pushed
+        self._queued_at: float | None = None  # for the metrics: when the user's wait began
+        self._matched_at: float | None = None  # … and when its last `matched` went out
         self._replies: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.order = 0  # the last of the store's events for this user that was pushed
         self._held: dict[int, dict[str, Any]] = {}  # events that arrived ahead of a gap
@@ -116,11 +135,31 @@ class Session:
         self._outbox.append((seq, data))
         if len(self._outbox) > self._replay_limit:
             self._outbox.popleft()  # a client this far behind gets a fresh session instead
-        if message["type"] == "matched":
-            self._matched[seq] = message["match_id"]
+        kind = message["type"]
+        if kind in _MARKED:
+            self._mark(kind, message, seq)
         if self.conn is not None:
             self.conn.send(data)
         return seq
+
+    def _mark(self, kind: str, message: dict[str, Any], seq: int) -> None:
+        """Note the moments the latency metrics are measured between."""
+        now = time.perf_counter()
+        if kind == "matched":
+            self._matched[seq] = (message["match_id"], now)
+            if self._queued_at is not None:
+                metrics.WAIT_TO_MATCHED.observe(now - self._queued_at)
+            self._queued_at, self._matched_at = None, now
+        elif kind == "match_confirmed":
+            if self._matched_at is not None:
+                metrics.MATCHED_TO_CONFIRMED.observe(now - self._matched_at)
+            self._matched_at = None
+        elif kind == "queue_cancelled":
+            self._queued_at = None
+        elif kind == "error":
+            metrics.ERRORS.labels(message["code"]).inc()
+        elif message.get("requeued") or (kind == "reply" and message.get("position")):
+            self._queued_at = now  # joined, or back in the queue after a call or proposal
 
     def ack(self, upto: int) -> list[str]:
         """Drop every buffered message up to `upto`; return the matches whose `matched` it acks."""
@@ -129,7 +168,12 @@ class Session:
             outbox.popleft()
         if not self._matched:
             return []
-        acked = [m for s, m in self._matched.items() if s <= upto]
+        now = time.perf_counter()
+        acked = []
+        for seq, (match_id, pushed_at) in self._matched.items():
+            if seq <= upto:
+                acked.append(match_id)
+                metrics.ACK_ROUND_TRIP.observe(now - pushed_at)
         if acked:
             self._matched = {s: m for s, m in self._matched.items() if s > upto}
         return acked

@@ -22,6 +22,7 @@ each transition's script touches a single slot.
 | `counters` | HASH | match id counter, last ticket, deadline and user sequence numbers |
 | `node:<node id>` | SET | users connected through that node (to detach them all if it dies) |
 | `media_changed:<match id>` | STRING | when someone last joined or left the call's room (expires) |
+| `population` | HASH | users with a session by status (idle, queued, proposed, in_call) |
 | `duty:<name>` | STRING | held by the node running a periodic job this period (expires) |
 
 Why scripts build key names themselves: Redis Cluster needs a script's keys declared, but a
@@ -55,6 +56,7 @@ SUFFIXES: Final[dict[str, str]] = {
     "node": "node:",
     "media_changed": "media_changed:",
     "duty": "duty:",
+    "population": "population",
 }
 
 

@@ -164,6 +164,13 @@ class RedisStore:
                 raise StoreUnavailable(f"redis: live_matches failed: {exc}") from exc
         return {m for m, exists in zip(ids, found, strict=True) if exists}
 
+    async def population(self) -> dict[str, int]:
+        counts = dict.fromkeys(("idle", "queued", "proposed", "in_call"), 0)
+        raw = await self._plain("population", self.client.hgetall(self.keys.key("population")))
+        for status, n in raw.items():  # bytes from a client without decode_responses
+            counts[status.decode() if isinstance(status, bytes) else status] = int(n)
+        return counts
+
     async def claim_duty(self, name: str, every_ms: int, now: int) -> bool:
         key = self.keys.key("duty", name)
         claimed = await self._plain("claim_duty", self.client.set(key, now, nx=True, px=every_ms))

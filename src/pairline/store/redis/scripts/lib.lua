@@ -146,6 +146,10 @@ local function load_user(uid)
 end
 
 local function set_user(u, field, value)
+  if field == "status" and u.status ~= value then  -- the population counts (Store.population)
+    redis.call("HINCRBY", key("population"), u.status, -1)
+    redis.call("HINCRBY", key("population"), value, 1)
+  end
   u[field] = value
   if value == nil then
     redis.call("HDEL", key("user", u.id), field)
@@ -162,6 +166,7 @@ local function create_user(uid, name, node, session)
     "presence", "online", "heard", int(NOW), "status", "idle", "seq", int(seq))
   redis.call("ZADD", key("online"), int(NOW), uid)
   redis.call("SADD", key("node", node), uid)
+  redis.call("HINCRBY", key("population"), "idle", 1)
   USERS[uid] = nil
 end
 
@@ -706,6 +711,7 @@ end
 local function end_session(u, close_code)  -- Matchmaker._end_session
   cancel_deadline("resume", u.id)
   redis.call("DEL", key("user", u.id))
+  redis.call("HINCRBY", key("population"), u.status, -1)
   redis.call("ZREM", key("online"), u.id)
   redis.call("SREM", key("node", u.node), u.id)
   USERS[u.id] = false
