@@ -29,6 +29,8 @@ from pairline.errors import BadRequest, ProtocolError, RateLimited
 from pairline.settings import Settings
 from pairline.transport.asgi_ws import websocket_endpoint
 
+GC_THRESHOLDS = (50_000, 20, 100)
+
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
@@ -40,6 +42,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await runtime.start()
         gc.collect()
         gc.freeze()  # start-up objects live forever: keep them out of every collection
+        # Every message allocates a little and cycles are rare: collect young objects less
+        # often (measured: at thousands of users the default thresholds cost a third of the CPU).
+        gc.set_threshold(*GC_THRESHOLDS)
         try:
             yield {"pairline": runtime}
         finally:

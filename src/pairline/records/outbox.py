@@ -30,6 +30,9 @@ MAX_BATCH = 500  # records per database transaction
 MIN_BACKOFF_S = 0.1
 MAX_BACKOFF_S = 5.0
 STOP_TIMEOUT_S = 5.0
+# After a batch, records gather this long before the next: under load one database
+# transaction carries many (they are safe in the outbox meanwhile).
+LINGER_S = 0.05
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # truncate the WAL back to this after a large backlog
 
 _Pending = tuple[list[bytes], "asyncio.Future[None]"]
@@ -223,12 +226,14 @@ class Drainer:
         batch_size: int = MAX_BATCH,
         min_backoff_s: float = MIN_BACKOFF_S,
         max_backoff_s: float = MAX_BACKOFF_S,
+        linger_s: float = LINGER_S,
     ) -> None:
         self.outbox = outbox
         self.records = records  # may be replaced while running: the next batch goes there
         self.batch_size = max(1, min(batch_size, MAX_BATCH))
         self.min_backoff_s = min_backoff_s
         self.max_backoff_s = max_backoff_s
+        self.linger_s = linger_s
         self.written = 0  # records written to the database (a repeated batch counts again)
         self.failures = 0  # failed attempts to write a batch
         self._wake = asyncio.Event()
@@ -309,6 +314,8 @@ class Drainer:
                 )
                 failed_in_a_row = 0
             await self._notify()
+            if not self._stopping and len(self.outbox) < self.batch_size:
+                await asyncio.sleep(self.linger_s)  # let the next batch gather
 
     async def _move_batch(self) -> None:
         rows = await self.outbox.peek(self.batch_size)

@@ -44,6 +44,7 @@ class NativeWebSocket(asyncio.Protocol):
         self.handler: ConnectionHandler | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._farewell: asyncio.Task[None] | None = None
+        self._flush_soon = False  # frames wait to leave together at the end of this loop pass
 
     # ------------------------------------------------------------------ asyncio.Protocol
 
@@ -96,7 +97,11 @@ class NativeWebSocket(asyncio.Protocol):
             self.ws.send_text(data)
         except Exception:  # closing or closed: the session keeps the message for resume
             return
-        self._flush()
+        # One write for every frame a pass of the event loop makes for this connection (a
+        # transition often sends a user several): one system call instead of one per frame.
+        if not self._flush_soon:
+            self._flush_soon = True
+            asyncio.get_running_loop().call_soon(self._flush)
 
     def close(self, code: int, reason: str = "") -> None:
         if self.transport is None or self.transport.is_closing():
@@ -142,15 +147,18 @@ class NativeWebSocket(asyncio.Protocol):
             self.close(CloseCode.MALFORMED, "fragmented messages are not supported")
 
     def _flush(self) -> None:
+        self._flush_soon = False
         transport = self.transport
-        if transport is None:
+        if transport is None or transport.is_closing():
             return
-        for chunk in self.ws.data_to_send():
-            if chunk:
-                transport.write(chunk)
-            else:  # the protocol is done with the connection
-                transport.close()
-                return
+        chunks = self.ws.data_to_send()
+        if not chunks:
+            return
+        done = not chunks[-1]  # an empty chunk: the protocol is done with the connection
+        transport.write(b"".join(chunks))
+        if done:
+            transport.close()
+            return
         if self.ws.close_expected() and self._close_timer is None and not transport.is_closing():
             loop = asyncio.get_running_loop()
             self._close_timer = loop.call_later(CLOSE_TIMEOUT_S, transport.abort)
