@@ -3,8 +3,10 @@
 Each node refreshes its score in a sorted set of nodes every beat. A node whose score is older
 than the node timeout is dead: the first live node to remove it from the set (ZREM answers 1
 to exactly one caller) tells the store, which starts the resume window of every user that was
-connected there. An epoch key written at start-up reveals a Redis that lost its data (a restart
-without persistence): the nodes then make every client reconnect, which rebuilds its session.
+connected there. A node that finds itself gone from the set was taken for dead while it stalled:
+it makes every client reconnect. An epoch key written at start-up reveals a Redis that lost its
+data (a restart without persistence): the nodes then make every client reconnect, which rebuilds
+its session.
 """
 
 from __future__ import annotations
@@ -46,11 +48,13 @@ class NodeMembership:
         self._on_data_lost = on_data_lost
         self._clock = clock
         self._epoch: bytes | None = None
+        self._last_beat = 0
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._epoch = await self._current_epoch()
-        await self.client.zadd(self.nodes_key, {self.node_id: self._clock()})
+        self._last_beat = self._clock()
+        await self.client.zadd(self.nodes_key, {self.node_id: self._last_beat})
         self._task = asyncio.create_task(self._run(), name="pairline-membership")
 
     async def stop(self) -> None:
@@ -71,8 +75,16 @@ class NodeMembership:
 
     async def beat(self) -> None:
         """Refresh this node, check the epoch, and take over from dead nodes."""
-        now = self._clock()
-        await self.client.zadd(self.nodes_key, {self.node_id: now})
+        now = max(self._clock(), self._last_beat + 1)  # a new score: CH counts it
+        self._last_beat = now
+        if not await self.client.zadd(self.nodes_key, {self.node_id: now}, xx=True, ch=True):
+            # Gone from the set: another node found this one silent past the node timeout
+            # (a stall, a partition) and took its users over, so their resume windows ran out
+            # while their connections here stayed open. Those connections stand for nothing
+            # now: every client reconnects and gets the store's state.
+            log.error("node_declared_dead", node=self.node_id)
+            await self.client.zadd(self.nodes_key, {self.node_id: now})
+            await self._on_data_lost()
         epoch = await self._current_epoch()
         if epoch != self._epoch:
             log.error("redis_data_lost", node=self.node_id)
