@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from redisprobe import PrivateRedis
+
+from pairline.bench.redisprobe import PrivateRedis
 
 PAYLOAD = "x" * 300
 PREFIX = "bench-costs:{main}:"

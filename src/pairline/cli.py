@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from pairline.bench import bench_command
 from pairline.settings import Settings
 
 
@@ -99,4 +100,5 @@ def cli() -> None:
     )
     group.add_command(_serve_command())
     group.add_command(migrate_command)
+    group.add_command(bench_command)
     group()

@@ -1,4 +1,4 @@
-"""Redis for bench/matchmaking.py: a private server, a key prefix, and what Redis itself spent.
+"""Redis for `pairline bench`: a private server, a key prefix, and what Redis itself spent.
 
 - `PrivateRedis` starts `redis-server` on a free loopback port with no persistence, so that its
   CPU time and command counts are the benchmark's alone (`--redis spawn`).
@@ -58,7 +58,8 @@ def delete_prefix(url: str, prefix: str) -> int:
     return removed
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nothing listens on (just now)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -72,7 +73,7 @@ class PrivateRedis:
         path = shutil.which(binary)
         if path is None:
             raise RuntimeError(f"{binary} not found: pass --redis URL instead of spawn")
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.workdir = tempfile.TemporaryDirectory(prefix="pairline-bench-redis-")
         cmd = [path, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
