@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint check-tests soak bench clean
+.PHONY: serve test lint check-tests browser soak bench clean
 
 $(VENV)/.serve: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,15 @@ lint: $(VENV)/.test
 # Servers under test are subprocesses that mostly wait: four workers keep two cores busy.
 # The churn runs (one node; three nodes on Redis, with and without one killed) load both cores
 # by themselves, so they follow, one at a time.
-check-tests: $(VENV)/.test
+check-tests: $(VENV)/.test browser
 	$(BIN)/python -m pytest -n 4 --dist loadfile -m "not heavy and not soak"
 	$(BIN)/python -m pytest -m "heavy or soak"
+
+# The browser tests drive Debian's chromium (never a downloaded build): install it where missing.
+browser:
+	command -v chromium >/dev/null || ( \
+	  $$( [ $$(id -u) -eq 0 ] || echo sudo ) apt-get update -qq && \
+	  $$( [ $$(id -u) -eq 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium )
 
 # Only the three-node churn runs (about three minutes).
 soak: $(VENV)/.test
