@@ -103,17 +103,22 @@ async def test_a_stale_partner_in_a_call_is_timed_out(start_server: ServerFactor
 
 
 async def test_media_lost_finds_a_frozen_partner_within_the_health_timeout(
-    connect: ClientFactory,
+    start_server: ServerFactory,
 ) -> None:
-    ann, bob, match_id = await in_call(connect, reconnect=False)
-    bob.freeze()
-    # Once bob has ignored a ping, no answer of his can still be on its way to the server.
-    await bob.wait_for("ping")
-    await ann.media_lost()
-    left = await ann.wait_for("partner_left", timeout=3)  # health timeout is 0.5 s here
-    assert left.raw["reason"] == "disconnected" and left.raw["match_id"] == match_id
-    await bob.wait_closed(timeout=5)
-    assert bob.closed_code == 4408
+    # Heartbeats alone would take 10 s to find bob: within 3 s only the media_lost check can.
+    server = await start_server(PAIRLINE_PING_MISSES=20)
+    async with Client(server.url) as ann, Client(server.url, reconnect=False) as bob:
+        await ann.join()
+        await bob.join()
+        match_id = await confirmed_pair(ann, bob)
+        bob.freeze()
+        # Once bob has ignored a ping, no answer of his can still be on its way to the server.
+        await bob.wait_for("ping")
+        await ann.media_lost()
+        left = await ann.wait_for("partner_left", timeout=3)  # health timeout is 0.5 s here
+        assert left.raw["reason"] == "disconnected" and left.raw["match_id"] == match_id
+        await bob.wait_closed(timeout=5)
+        assert bob.closed_code == 4408
 
 
 async def test_media_lost_with_a_healthy_partner_keeps_the_call(connect: ClientFactory) -> None:
