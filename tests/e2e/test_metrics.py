@@ -9,6 +9,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pairline.client import Client
 from tests.conftest import ServerFactory
+from tests.e2e.rawws import guest_token
+from tests.e2e.sse_client import SseClient
 from tests.e2e.test_matching import confirmed_pair
 
 
@@ -60,3 +62,16 @@ async def test_a_match_and_a_skip_show_in_the_metrics(start_server: ServerFactor
     assert {line["event"] for line in of_match} >= {"match_confirmed", "call_ended"}
     for line in of_match:
         assert {line["user_a"], line["user_b"]} == {ann.user_id, bob.user_id}, line
+
+
+async def test_connected_users_are_counted_per_transport(start_server: ServerFactory) -> None:
+    server = await start_server()
+    async with (
+        Client(server.url) as ann,
+        SseClient(server.url, await guest_token(server.url, "sse")) as bob,
+    ):
+        await bob.connect()
+        await ann.join()
+        m = await scrape(server.url)
+        assert m[("pairline_connected_users", (("transport", "websocket"),))] == 1
+        assert m[("pairline_connected_users", (("transport", "sse"),))] == 1

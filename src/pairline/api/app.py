@@ -25,6 +25,7 @@ from pairline.api.metrics_route import ROUTES as METRICS_ROUTES
 from pairline.api.moderation import ROUTES as MODERATION_ROUTES
 from pairline.api.openapi import OPENAPI
 from pairline.api.runtime import Runtime
+from pairline.api.sse_routes import ROUTES as SSE_ROUTES
 from pairline.api.web import ROUTES as WEB_ROUTES
 from pairline.errors import BadRequest, ProtocolError, RateLimited
 from pairline.settings import Settings
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *METRICS_ROUTES,
             *MODERATION_ROUTES,
             *LIVEKIT_ROUTES,
+            *SSE_ROUTES,
             WebSocketRoute("/v1/ws", websocket_endpoint),
             *WEB_ROUTES,
         ],

@@ -91,6 +91,75 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        "/v1/events": {
+            "get": {
+                "summary": "The caller's server → client messages as Server-Sent Events "
+                "(the WebSocket fallback; protocol.md §1)",
+                "description": "The request is the hello. The first event is `welcome` (no "
+                "`id:`); each later event's `id:` is the message's `seq`, its `data:` the "
+                "message. `Last-Event-ID` (with `session`, or without: the user's session on "
+                "this node) resumes: the messages after it are replayed in order. A last "
+                "`event: close` (data `{code, reason}`, the WebSocket close code) ends the "
+                "stream when the server closes it.",
+                "parameters": [
+                    {
+                        "name": "token",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                    {"name": "session", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "description": "the highest seq processed: resume after it",
+                        "schema": {"type": "integer", "minimum": 0},
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The stream (unbuffered: `Cache-Control: no-cache, "
+                        "no-transform`, `X-Accel-Buffering: no`)",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    "400": _json(_ERROR, "Last-Event-ID is not a seq"),
+                    "401": _json(_ERROR, "No valid token"),
+                    "403": _json(_ERROR, "Banned"),
+                    "429": _json(_ERROR, "Too many connections from this address"),
+                    "503": _json(_ERROR, "A backend is unreachable; try again later"),
+                },
+            }
+        },
+        "/v1/commands": {
+            "post": {
+                "summary": "One client message for the caller's event stream (protocol.md §5)",
+                "description": "A command, `ack`, `pong`, `chat`, `signal` or `media_lost`, "
+                "processed in order with the others; a command's `reply` or `error` comes on "
+                "the stream.",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {
+                        "name": "X-Pairline-Session",
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                "responses": {
+                    "202": _json(
+                        {"type": "object", "properties": {"ok": {"const": True}}}, "Accepted"
+                    ),
+                    "400": _json(_ERROR, "Not one valid client message (nothing changed)"),
+                    "401": _json(_ERROR, "No valid token, or not the user's session here"),
+                    "409": _json(_ERROR, "The session has no open event stream: reopen it"),
+                    "429": _json(_ERROR, "Too many messages: the stream is closed (4429)"),
+                },
+            }
+        },
         "/v1/blocks": {
             "get": {
                 "summary": "The users the caller blocked",

@@ -64,18 +64,34 @@ class ConnectionHandler:
             metrics.RATE_LIMITED.labels("connections").inc()
             self._close(CloseCode.FLOOD, "too many connections from this address")
 
-    def received(self, data: bytes | str) -> None:
-        """A message arrived; messages of one connection are processed strictly in order."""
+    def received(self, data: bytes | str) -> bool:
+        """A message arrived; messages of one connection are processed strictly in order.
+        False if it was not taken: the connection is closed (or closes now, over budget)."""
         if self.phase is Phase.CLOSED:
-            return
+            return False
         if not self._budget.spend():
             metrics.RATE_LIMITED.labels("messages").inc()
             self._close(CloseCode.FLOOD, "too many messages")
-            return
+            return False
         self._inbox.append(data)
         if not self._draining:
             self._draining = True
             self._task = asyncio.create_task(self._drain())
+        return True
+
+    async def open(self, hello: Hello) -> Session | None:
+        """Say the hello a transport carries outside its message stream (SSE: the request
+        itself is the hello); the session, or None if refused (the connection is closed)."""
+        if self.phase is not Phase.AWAITING_HELLO or self._draining or self._inbox:
+            return None
+        self._draining = True  # as in `_drain`: an end of the connection meanwhile waits
+        try:
+            await self._open(hello)
+        finally:
+            self._draining = False
+            if self.gone and self.session is not None:
+                await self.gateway.disconnected(self.session, self.conn)
+        return None if self.gone else self.session
 
     def closed(self) -> None:
         """The connection is gone (either side closed it, or it broke)."""
@@ -111,6 +127,9 @@ class ConnectionHandler:
         if not isinstance(message, Hello):
             self._refuse("the first message must be a valid hello")
             return
+        await self._open(message)
+
+    async def _open(self, message: Hello) -> None:
         self._cancel_hello_timer()
         session = await self.gateway.hello(self.conn, message)
         if session is None:
