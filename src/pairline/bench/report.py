@@ -106,17 +106,33 @@ def _detail_counts(log: list[Record], kind: str, lo: float, hi: float) -> dict[s
 
 
 def server_log_summary(lines: list[str], t_end: float) -> dict[str, int]:
-    """Server log lines counted by event (and reason=), split at the window's end."""
+    """Server log lines (JSON, or the console's) counted by event (and reason), split at the
+    window's end."""
     counts: Counter[str] = Counter()
     for line in lines:
+        stamp, event, reason = _log_fields(line)
         try:
-            phase = "run" if datetime.fromisoformat(line.split()[0]).timestamp() <= t_end else "end"
-        except (ValueError, IndexError):
+            phase = "run" if datetime.fromisoformat(stamp).timestamp() <= t_end else "end"
+        except ValueError:
             phase = "?"
-        event = line.split("]", 1)[1].split()[0] if "] " in line else line.strip()[:60]
-        reason = re.search(r"\breason=(\S+)", line)
-        counts[f"{phase}:{event}" + (f"/{reason.group(1)}" if reason else "")] += 1
+        counts[f"{phase}:{event}" + (f"/{reason}" if reason else "")] += 1
     return dict(counts)
+
+
+def _log_fields(line: str) -> tuple[str, str, str | None]:
+    """(timestamp, event, reason) of one server log line."""
+    if line.startswith("{"):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        if isinstance(entry, dict):
+            reason = entry.get("reason")
+            return str(entry.get("timestamp", "")), str(entry.get("event", ""))[:60], reason
+    stamp = line.split()[0] if line.split() else ""
+    event = line.split("]", 1)[1].split()[0] if "] " in line else line.strip()[:60]
+    found = re.search(r"\breason=(\S+)", line)
+    return stamp, event, found.group(1) if found else None
 
 
 def burst_metrics(log: list[Record], raw: dict[str, Any]) -> dict[str, Any]:
