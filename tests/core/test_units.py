@@ -134,6 +134,7 @@ def test_an_abandoned_gap_drops_held_events_but_sends_waiting_replies() -> None:
     session.reply(4, {"type": "chat", "text": "reply"})
     session.abandon_gap()
     assert _texts(session) == ["reply"]  # the client resyncs its state from a welcome
+    assert session.events_lost  # …of a fresh session: this stream is not whole
     assert not session.waiting()
     assert not session.deliver(5, {"type": "chat", "text": "event 5"})
     assert _texts(session) == ["reply", "event 5"]

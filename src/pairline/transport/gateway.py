@@ -114,8 +114,9 @@ class Gateway:
                 session = await self._renew(session)
         self.registry.unexpect(user_id)  # (an existing session took the events directly)
         resumed = hello.resume == session.session_id and not attached.fresh
-        if resumed and session.replay_after(hello.last_seq) is None:
-            # Too far behind to replay: a fresh session, while the user's state carries on.
+        if resumed and (session.events_lost or session.replay_after(hello.last_seq) is None):
+            # Too far behind to replay, or events were lost on their way here: a fresh
+            # session (the client rebuilds from the welcome), while the user's state carries on.
             session = await self._renew(session)
             resumed = False
             seen = 0
@@ -264,6 +265,7 @@ class Gateway:
         client reconnects, and its welcome carries the store's state."""
         log.warning("resync", sessions=len(self.registry))
         for session in self.registry.sessions():
+            session.events_lost = True
             conn, session.conn = session.conn, None
             self.registry.stop_pings(session)
             if conn is not None:

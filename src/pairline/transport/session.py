@@ -48,6 +48,7 @@ class Session:
         "_replies",
         "conn",
         "display_name",
+        "events_lost",
         "gap_handle",
         "heard_told_at",
         "order",
@@ -80,6 +81,9 @@ class Session:
         self.gap_handle: Any = None
         self.heard_told_at = float("-inf")  # when the store last heard of this user (loop time)
         self.probed = False  # a health check waits for this user's next message
+        # Some of the user's events never reached this stream: it cannot be resumed as if
+        # whole, so the next hello gets a fresh session and rebuilds from the welcome's state.
+        self.events_lost = False
 
     def deliver(self, order: int, message: dict[str, Any]) -> bool:
         """Push the store's `order`-th event for this user in its place; True while events
@@ -123,6 +127,7 @@ class Session:
         snapshot, which already reflects all of them. Replies go out: the client waits for them."""
         orders = [*self._held, *(order for order, _ in self._due), self.order]
         self.order = max(orders)
+        self.events_lost = True
         self._held.clear()
         self._push_due()
 
