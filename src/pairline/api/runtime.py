@@ -104,6 +104,8 @@ class Runtime:
         )
         if cluster is not None:
             cluster.bind(on_node_lost=engine.node_lost, on_resync=gateway.resync)
+            bus = cluster.bus
+            gateway.ready = lambda: bus.listening
         runtime._watch_livekit_rooms()
         return runtime
 

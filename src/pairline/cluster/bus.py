@@ -49,6 +49,9 @@ class NodeBus:
         self._publisher: asyncio.Task[None] | None = None
         self._outgoing: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self._subscribed = asyncio.Event()
+        # Whether this node hears its channel now: a session served while it does not would
+        # miss the events other nodes send it (pub/sub keeps nothing for an absent listener).
+        self.listening = False
 
     def channel(self, node_id: str) -> str:
         return f"{self.prefix}:node:{node_id}"
@@ -103,16 +106,18 @@ class NodeBus:
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel(self.node_id))
-                self._subscribed.set()
                 if not first:
                     log.warning("bus_reconnected", node=self.node_id)
                     await self._on_gap()
+                self.listening = True
+                self._subscribed.set()
                 first = False
                 attempt = 0
                 async for raw in pubsub.listen():
                     if raw.get("type") == "message":
                         self._dispatch(raw["data"])
             except (RedisError, OSError) as exc:
+                self.listening = False
                 delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
                 attempt += 1
                 log.warning("bus_lost", node=self.node_id, error=str(exc), retry_in_s=delay)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -64,6 +65,7 @@ class Gateway:
         replay_limit: int,
         state_dies_with_node: bool,
         relay_limit: KeyedBuckets | None = None,
+        ready: Callable[[], bool] | None = None,
     ) -> None:
         self.engine = engine
         self.registry = registry
@@ -75,11 +77,17 @@ class Gateway:
         self.state_dies_with_node = state_dies_with_node
         # `chat` and `signal` per user (kept across reconnects): a partner is not a firehose.
         self.relay_limit = relay_limit
+        # False while this node cannot hear other nodes' events for its users (its bus is
+        # reconnecting): hellos are turned away with 1012 until it can.
+        self.ready = ready or (lambda: True)
 
     # ------------------------------------------------------------------ hello
 
     async def hello(self, conn: Connection, hello: Hello) -> Session | None:
         """Open, take over or resume the user's session for `conn`; None if refused (closed)."""
+        if not self.ready():
+            conn.close(CloseCode.SERVICE_RESTART, "this node is reconnecting to its peers")
+            return None
         if hello.v != PROTOCOL_VERSION:
             conn.close(CloseCode.BAD_HELLO, f"protocol version {PROTOCOL_VERSION} only")
             return None
