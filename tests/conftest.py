@@ -25,7 +25,7 @@ FAST_SETTINGS: dict[str, str] = {
     "PAIRLINE_HEALTH_FRESH_MS": "2000",
     "PAIRLINE_HEALTH_TIMEOUT_MS": "500",
     "PAIRLINE_PING_INTERVAL_MS": "500",
-    "PAIRLINE_PING_MISSES": "2",
+    "PAIRLINE_PING_MISSES": "4",  # stale after 2 s: a loaded test machine must not look dead
     "PAIRLINE_SWEEP_INTERVAL_MS": "200",
     "PAIRLINE_RESUME_WINDOW_MS": "1500",
     "PAIRLINE_INTEREST_WAIT_MS": "1000",

@@ -253,7 +253,7 @@ async def test_a_second_stream_of_the_user_takes_the_session_over(
 async def test_an_sse_user_that_stops_answering_pings_is_found_stale(
     start_server: ServerFactory,
 ) -> None:
-    server = await start_server()  # pings every 0.5 s: stale after 1 s of silence
+    server = await start_server()  # pings every 0.5 s: stale after 2 s of silence
     async with Client(server.url, display_name="ann") as ann:
         bob = SseClient(server.url, await guest_token(server.url, "bob"))
         try:
@@ -273,7 +273,7 @@ async def test_an_sse_user_that_stops_answering_pings_is_found_stale(
 async def test_a_queued_sse_user_that_stops_answering_pings_is_removed(
     start_server: ServerFactory,
 ) -> None:
-    server = await start_server()  # pings every 0.5 s: stale after 1 s of silence
+    server = await start_server()  # pings every 0.5 s: stale after 2 s of silence
     token = await guest_token(server.url, "ghost")
     async with SseClient(server.url, token) as ghost:
         session = ghost.session
