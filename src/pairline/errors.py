@@ -7,6 +7,7 @@ PairlineError
 │   ├── InvalidState           invalid_state: the command does not fit the user's state
 │   ├── NotFound               not_found: no such match (or not the user's)
 │   ├── RateLimited            rate_limited
+│   │   └── Busy               rate_limited: shed while the store is overloaded (transient)
 │   ├── Cooldown               cooldown: skipping too often; carries retry_after_ms
 │   ├── Banned                 banned
 │   ├── TooLarge               too_large: over an input limit; nothing relayed or stored
@@ -64,6 +65,11 @@ class NotFound(ProtocolError):
 
 class RateLimited(ProtocolError):
     code = "rate_limited"
+
+
+class Busy(RateLimited):
+    """A join shed while the store is overloaded. Transient: unlike other refusals it is not
+    remembered as the command's answer, so the same command id may simply be sent again."""
 
 
 class Cooldown(ProtocolError):

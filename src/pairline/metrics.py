@@ -62,7 +62,8 @@ ALONE_IN_ROOM = Counter(
 ERRORS = Counter("pairline_errors", "`error` messages and error answers, by code.", ["code"])
 RATE_LIMITED = Counter(
     "pairline_rate_limited",
-    "Refusals by a limit: messages (closed 4429), connections, relay, guest_tokens.",
+    "Refusals by a limit: messages (closed 4429), connections, relay, guest_tokens, store "
+    "(a join shed while the store is overloaded).",
     ["limit"],
 )
 

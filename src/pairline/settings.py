@@ -13,6 +13,12 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# Store transitions a node lets wait for Redis (its pool holds 64 connections) before it sheds
+# new joins: at about a millisecond each, a few hundred ms of queue, well inside the 5 s pool
+# timeout after which a transition fails.
+REDIS_MAX_PENDING = 256
+REDIS_POOL_TIMEOUT_S = 5.0  # waiting for a free connection, then StoreUnavailable
+
 
 class Settings(BaseSettings):
     """The configuration of one node. Durations are in the unit their name says."""
@@ -27,6 +33,10 @@ class Settings(BaseSettings):
     )
     # Every Redis key starts with this; one Redis can serve several pairline deployments.
     redis_prefix: str = Field("pairline", validation_alias=AliasChoices("PAIRLINE_REDIS_PREFIX"))
+    # Transitions a node lets wait for Redis before it sheds new joins (`rate_limited`).
+    redis_max_pending: int = Field(
+        REDIS_MAX_PENDING, ge=0, validation_alias=AliasChoices("PAIRLINE_REDIS_MAX_PENDING")
+    )
     # A node whose heartbeat in Redis is older than this is dead: its users' resume windows start.
     node_timeout_ms: int = Field(5000, validation_alias=AliasChoices("PAIRLINE_NODE_TIMEOUT_MS"))
     livekit_url: str | None = Field(None, validation_alias=AliasChoices("LIVEKIT_URL"))

@@ -271,6 +271,22 @@ async def test_a_quiet_user_is_health_checked_before_the_proposal(stores: StoreF
     assert set(messages(effects, "matched")) == {"a", "b"}
 
 
+async def test_heard_many_answers_each_users_health_check_in_turn(stores: StoreFactory) -> None:
+    store = stores(RULES)
+    await hello(store, "a", "c", now=T0)
+    await store.join("a", frozenset(), "en", T0)
+    await store.join("c", frozenset(), "fr", T0 + 1)  # (not a's language: both wait)
+    later = T0 + RULES.health_fresh_ms + 2
+    await hello(store, "b", "d", now=later)
+    for user, quiet, lang in (("b", "a", "en"), ("d", "c", "fr")):
+        effects = (await store.join(user, frozenset(), lang, later)).effects
+        assert [e for e in effects if isinstance(e, fx.Probe)] == [fx.Probe(quiet, "n1")]
+    effects = await store.heard_many(["ghost", "a", "c"], later + 5)  # one call, three users
+    assert set(messages(effects, "matched")) == {"a", "b", "c", "d"}
+    for user in ("a", "c"):
+        assert (await store.snapshot(user, later + 5)).state["status"] == "proposed"
+
+
 async def test_chat_passes_only_within_the_call(stores: StoreFactory) -> None:
     store = stores(RULES)
     await hello(store, "a", "b")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import pytest
@@ -109,3 +110,23 @@ async def test_a_duty_is_claimed_by_one_node_per_period(redis_url: str, redis_pr
     assert await nodes[0].claim_duty("another_job", 60_000, 1)  # duties are claimed apart
     for node in nodes:
         await node.close()
+
+
+async def test_the_store_is_overloaded_while_transitions_wait_past_its_bound(
+    redis_url: str, redis_prefix: str
+) -> None:
+    pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=1, timeout=10)
+    store = RedisStore(aioredis.Redis.from_pool(pool), RULES, prefix=redis_prefix, max_pending=2)
+    try:
+        held = await pool.get_connection()  # the only one: every transition waits for it
+        first = asyncio.create_task(store.attach("a", "a", "n1", "s-a", T0))
+        await asyncio.sleep(0)  # one turn of the loop: the task runs up to its wait
+        assert not store.overloaded()
+        second = asyncio.create_task(store.attach("b", "b", "n1", "s-b", T0))
+        await asyncio.sleep(0)
+        assert store.overloaded()
+        await pool.release(held)
+        await asyncio.gather(first, second)
+        assert not store.overloaded()  # all answered: new work is welcome again
+    finally:
+        await store.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -35,7 +36,7 @@ from pairline.core.rules import Rules
 from pairline.engine.clock import now_ms
 from pairline.engine.delivery import Delivery
 from pairline.engine.recording import Journal, records_of
-from pairline.errors import PairlineError
+from pairline.errors import Busy, PairlineError
 from pairline.media.base import Media
 from pairline.records.events import BlockRemoved, Record, ReportFiled, UserKind, UserSeen
 from pairline.store.base import Attached, Effects, Outcome, Reply, Store, order_before
@@ -43,6 +44,9 @@ from pairline.store.base import Attached, Effects, Outcome, Reply, Store, order_
 log = structlog.get_logger("pairline.engine")
 
 QUEUE_PUSH_INTERVAL_S = 1.0
+# When a join is shed, the client is told to try again after a random pause in this range (ms):
+# a burst comes back spread out instead of all at once.
+SHED_RETRY_MS = (250, 1500)
 
 
 class Engine:
@@ -126,8 +130,9 @@ class Engine:
     async def detach(self, user_id: str, session_id: str) -> None:
         await self._carry_out(await self.store.detach(user_id, session_id, self.clock()))
 
-    async def heard(self, user_id: str) -> None:
-        await self._carry_out(await self.store.heard(user_id, self.clock()))
+    async def heard(self, user_ids: Sequence[str]) -> None:
+        """These users sent something (see `transport.heard`)."""
+        await self._carry_out(await self.store.heard_many(user_ids, self.clock()))
 
     async def node_lost(self, node_id: str) -> None:
         """Another node died: its users' connections are gone, their resume windows start."""
@@ -152,6 +157,7 @@ class Engine:
         Raises the command's `ProtocolError` (having changed nothing) when it is refused.
         """
         received = time.perf_counter()
+        self.admit(command)
         now = self.clock()
         outcome = await self._transition(user_id, command, now)
         extra = (
@@ -168,6 +174,17 @@ class Engine:
         if isinstance(command, Skip) and outcome.effects:
             # The partner's partner_left has just been handed to its connection (or its node).
             metrics.SKIP_TO_PARTNER_NOTIFIED.observe(time.perf_counter() - received)
+
+    def admit(self, message: object) -> None:
+        """Raise `Busy` for a `join` while the store is overloaded: a burst past what the store
+        serves at once is refused now, changing nothing, and comes back spread over time,
+        rather than failing after the pool timeout. Work under way is never refused."""
+        if isinstance(message, Join) and self.store.overloaded():
+            metrics.RATE_LIMITED.labels("store").inc()
+            raise Busy(
+                "the service is busy; join again in a moment",
+                retry_after_ms=random.randint(*SHED_RETRY_MS),
+            )
 
     async def _transition(self, user_id: str, command: Command, now: int) -> Outcome:
         store = self.store

@@ -13,13 +13,12 @@ from typing import Any, Protocol
 
 from pairline.core.effects import Effect, Send
 from pairline.core.rules import Rules
-from pairline.settings import Settings
+from pairline.settings import REDIS_POOL_TIMEOUT_S, Settings
 
 Effects = list[Effect]
 Reply = dict[str, Any]
 
 REDIS_MAX_CONNECTIONS = 64  # per node; transitions are short scripts
-REDIS_POOL_TIMEOUT_S = 5.0  # waiting for a free connection, then StoreUnavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +58,11 @@ def order_before(effects: Effects, user_id: str, order_after: int) -> int:
 class Store(Protocol):
     """Queue and match state; each method is one atomic transition."""
 
+    def overloaded(self) -> bool:
+        """So many of this node's transitions wait for the backend that new work (a `join`)
+        should be turned away with `rate_limited` now rather than fail after the pool timeout.
+        Transitions already under way (acks, ends, clocks) are never refused for it."""
+
     async def attach(
         self, user_id: str, display_name: str, node_id: str, new_session_id: str, now: int
     ) -> Attached:
@@ -78,6 +82,9 @@ class Store(Protocol):
 
     async def heard(self, user_id: str, now: int) -> Effects:
         """The user sent something: it is alive (answers a pending health check)."""
+
+    async def heard_many(self, user_ids: Sequence[str], now: int) -> Effects:
+        """`heard` for each user in turn, as one call (a node's pongs of one moment)."""
 
     async def join(
         self, user_id: str, interests: frozenset[str], lang: str | None, now: int
@@ -199,7 +206,9 @@ def open_store(settings: Settings, rules: Rules) -> Store:
             timeout=REDIS_POOL_TIMEOUT_S,
         )
         client = aioredis.Redis.from_pool(pool)  # the client owns the pool: close() closes it
-        return RedisStore(client, rules, prefix=settings.redis_prefix)
+        return RedisStore(
+            client, rules, prefix=settings.redis_prefix, max_pending=settings.redis_max_pending
+        )
     from pairline.store.memory import MemoryStore
 
     return MemoryStore(rules)

@@ -48,6 +48,9 @@ class MemoryStore:
     async def heard(self, user_id: str, now: int) -> Effects:
         return self.mm.heard(user_id, now)
 
+    async def heard_many(self, user_ids: Sequence[str], now: int) -> Effects:
+        return [effect for user_id in user_ids for effect in self.mm.heard(user_id, now)]
+
     async def join(
         self, user_id: str, interests: frozenset[str], lang: str | None, now: int
     ) -> Outcome:
@@ -138,6 +141,9 @@ class MemoryStore:
 
     async def load_skip_penalties(self, records: Mapping[str, tuple[list[int], int, int]]) -> None:
         self.mm.load_skip_penalties(records)
+
+    def overloaded(self) -> bool:
+        return False  # a transition here never waits: it runs to its end in one go
 
     async def close(self) -> None:
         return None

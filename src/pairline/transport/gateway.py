@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -20,6 +20,7 @@ from pairline.core.protocol import (
     Chat,
     CloseCode,
     Hello,
+    Join,
     MediaLost,
     Pong,
     Signal,
@@ -31,6 +32,7 @@ from pairline.engine import Engine
 from pairline.errors import (
     BadRequest,
     Banned,
+    Busy,
     Internal,
     PairlineError,
     ProtocolError,
@@ -40,12 +42,14 @@ from pairline.errors import (
 from pairline.identity import Authenticator
 from pairline.limits import KeyedBuckets
 from pairline.store.base import order_before
+from pairline.transport.heard import HeardBatch
 from pairline.transport.registry import SessionRegistry
 from pairline.transport.session import Connection, Session
 
 log = structlog.get_logger("pairline.gateway")
 
 DETACH_RETRY_S = (0.2, 0.5, 1.0, 2.0, 4.0)
+STORE_FAILURE_LOG_S = 1.0  # at most one `store_unavailable` line per this many seconds
 
 
 def new_session_id() -> str:
@@ -80,6 +84,9 @@ class Gateway:
         # False while this node cannot hear other nodes' events for its users (its bus is
         # reconnecting): hellos are turned away with 1012 until it can.
         self.ready = ready or (lambda: True)
+        self._store_failures = 0  # messages failed for the store since the last line logged
+        self._heard_batch = HeardBatch(engine.heard, self._heard_failed)
+        self._store_failure_logged_at = -STORE_FAILURE_LOG_S
 
     # ------------------------------------------------------------------ hello
 
@@ -170,33 +177,59 @@ class Gateway:
             return  # the session ended while this message was in flight
         try:
             message = decode(data)
+            if not isinstance(message, Join) or session.cached_reply(message.id) is None:
+                self.engine.admit(message)  # before anything reaches the store for it
             # A pong always counts at once: pings are what finds stale users.
-            await self._heard(session, at_once=isinstance(message, Pong))
+            self._heard(session, at_once=isinstance(message, Pong))
             await self._dispatch(session, message)
         except ProtocolError as exc:
             session.push(exc.to_wire(command_id_of(data)))
+        except StoreUnavailable as exc:
+            self._store_failed(exc)
+            session.push(
+                Internal("the service could not reach its store; try again").to_wire(
+                    command_id_of(data)
+                )
+            )
         except PairlineError:
             log.exception("message_failed", user_id=session.user_id)
             session.push(
                 Internal("the server could not process this message").to_wire(command_id_of(data))
             )
 
-    async def _heard(self, session: Session, *, at_once: bool) -> None:
+    def _store_failed(self, exc: StoreUnavailable) -> None:
+        """One line per interval, with a count and no traceback: while the store is away or
+        swamped every message fails alike, and formatting thousands of tracebacks would only
+        deepen an overload (it took a quarter of a node's CPU in a 10k-user burst)."""
+        self._store_failures += 1
+        now = asyncio.get_running_loop().time()
+        if now - self._store_failure_logged_at >= STORE_FAILURE_LOG_S:
+            log.warning("store_unavailable", failures=self._store_failures, error=str(exc))
+            self._store_failures = 0
+            self._store_failure_logged_at = now
+
+    def _heard(self, session: Session, *, at_once: bool) -> None:
         """Tell the store the user is alive: at once for a pong or when a health check waits
         for it, else at most once per interval (with Redis, every ack and chat would otherwise
-        cost a script call just to move a timestamp that only needs to be roughly fresh)."""
+        cost a script call just to move a timestamp that only needs to be roughly fresh).
+        "At once" is the next batch (`HeardBatch`), which goes out on the loop's next pass."""
         now = asyncio.get_running_loop().time()
-        recently = now - session.heard_told_at < self.heard_interval_s
-        if recently and not (at_once or session.probed):
+        if not (at_once or session.probed) and (
+            now - session.heard_told_at < self.heard_interval_s or self.engine.store.overloaded()
+        ):
+            # Only pongs and probe answers must reach the store; the rest keeps "last heard"
+            # fresh to spare pairings a health check, and waits while the store is swamped.
             return
-        # Cleared first: a probe that comes while this call is on its way waits for the next.
-        probed, session.probed = session.probed, False
-        try:
-            await self.engine.heard(session.user_id)
-        except BaseException:
-            session.probed = probed
-            raise
+        session.probed = False  # a probe that comes after this batch left waits for the next
         session.heard_told_at = now
+        self._heard_batch.add(session.user_id)
+
+    def _heard_failed(self, user_ids: Sequence[str]) -> None:
+        """A batch did not reach the store: each user's next message tells it again."""
+        for user_id in user_ids:
+            session = self.registry.get(user_id)
+            if session is not None:
+                session.probed = True
 
     async def _dispatch(self, session: Session, message: Any) -> None:
         user_id = session.user_id
@@ -248,7 +281,8 @@ class Gateway:
             if isinstance(exc, Internal):
                 raise  # not remembered: a retry may succeed
             payload = exc.to_wire(command.id)
-            session.remember_reply(command.id, payload)
+            if not isinstance(exc, Busy):  # (nor is a shed join)
+                session.remember_reply(command.id, payload)
             session.push(payload)
 
     # ------------------------------------------------------------------ connection end
@@ -299,3 +333,4 @@ class Gateway:
             conn, session.conn = session.conn, None
             if conn is not None:
                 conn.close(1001, "server shutting down")
+        await self._heard_batch.close()

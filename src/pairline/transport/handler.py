@@ -12,7 +12,7 @@ from collections import deque
 
 from pairline import metrics
 from pairline.core.protocol import CloseCode, Hello, decode
-from pairline.errors import ProtocolError
+from pairline.errors import ProtocolError, StoreUnavailable
 from pairline.transport.flood import FloodGuard
 from pairline.transport.gateway import Gateway
 from pairline.transport.session import Connection, Session
@@ -131,7 +131,12 @@ class ConnectionHandler:
 
     async def _open(self, message: Hello) -> None:
         self._cancel_hello_timer()
-        session = await self.gateway.hello(self.conn, message)
+        try:
+            session = await self.gateway.hello(self.conn, message)
+        except StoreUnavailable:
+            # The client reconnects with backoff and resumes; nothing was changed for it.
+            self._close(CloseCode.TRY_AGAIN_LATER, "a backend is unreachable; try again later")
+            return
         if session is None:
             self.phase = Phase.CLOSED
             return

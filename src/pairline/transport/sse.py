@@ -30,7 +30,6 @@ from typing import Any
 import structlog
 
 from pairline.core.protocol import PROTOCOL_VERSION, CloseCode, Hello, encode
-from pairline.errors import StoreUnavailable
 from pairline.transport.flood import FloodGuard
 from pairline.transport.gateway import Gateway
 from pairline.transport.handler import ConnectionHandler, Phase
@@ -182,10 +181,7 @@ class SseTransport:
         stream.handler = handler
         hello = Hello(v=PROTOCOL_VERSION, token=token, resume=resume or None, last_seq=last_seq)
         try:
-            session = await handler.open(hello)
-        except StoreUnavailable:
-            stream.close(CloseCode.TRY_AGAIN_LATER, "a backend is unreachable; try again later")
-            session = None
+            session = await handler.open(hello)  # (a store failure closes it with 1013)
         except BaseException:
             handler.closed()
             raise

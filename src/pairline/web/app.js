@@ -148,7 +148,11 @@ function maybeJoin() {
   if (client.cooldownRemainingMs > 0) return setIntent(null);
   page.joining = client
     .join({ interests: interests(), lang: ui.lang.value || null })
-    .catch(commandFailed)
+    .catch((err) => {
+      // A busy service sheds joins and says when to come back: the page does, by itself.
+      if (err.code === "rate_limited" && err.retryAfterMs) setTimeout(maybeJoin, err.retryAfterMs);
+      else commandFailed(err);
+    })
     .finally(() => {
       page.joining = null;
       render();

@@ -3,15 +3,26 @@ one queue partition. It behaves exactly as `MemoryStore` does (tests/store/test_
 holds it to that), with two bounds a shared store needs: `expire` completes at most
 `expire_batch` deadlines per call and `sweep_stale` drops at most `sweep_batch` users per call
 (the rest wait for the next call), and `node_lost` detaches a node's users `node_batch` per
-script. The start-up loaders write `load_batch` items per pipeline or script.
+script, and `heard_many` tells `heard_batch` users per script. The start-up loaders write
+`load_batch` items per pipeline or script.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import itertools
 import json
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -20,6 +31,7 @@ from redis.exceptions import RedisError
 from pairline.core import effects as fx
 from pairline.core.rules import Rules
 from pairline.errors import StoreUnavailable
+from pairline.settings import REDIS_MAX_PENDING, REDIS_POOL_TIMEOUT_S
 from pairline.store.base import Attached, Effects, Outcome, StateView
 from pairline.store.memory import random_suffix
 from pairline.store.redis import codec
@@ -28,6 +40,8 @@ from pairline.store.redis.loader import ScriptRunner
 
 _T = TypeVar("_T")
 
+# Requests in flight at once, whatever the client's pool allows (an unbounded pool's default).
+MAX_SLOTS = 256
 # A media room's last change matters while its call lasts; the key outlives any call.
 MEDIA_CHANGE_TTL_MS = 24 * 3600 * 1000
 
@@ -47,6 +61,8 @@ class RedisStore:
         sweep_batch: int = 500,
         node_batch: int = 500,
         load_batch: int = 500,
+        heard_batch: int = 500,
+        max_pending: int = REDIS_MAX_PENDING,
     ) -> None:
         self.client = client  # also carries the cluster's pub/sub
         self._scripts = ScriptRunner(client)
@@ -59,14 +75,46 @@ class RedisStore:
         self._sweep_batch = sweep_batch
         self._node_batch = node_batch
         self._load_batch = load_batch
+        self._heard_batch = heard_batch
+        self._max_pending = max_pending
+        self._pending = 0  # this node's requests sent or waiting for a connection
+        # Requests wait here, never inside redis-py's pool: a blocking pool hands each freed
+        # connection to its thousandth waiter only after every earlier waiter has taken and
+        # given back its lock, so a burst of thousands of joins slowed it to a crawl.
+        pool_size = getattr(client.connection_pool, "max_connections", MAX_SLOTS)
+        self._slots = asyncio.Semaphore(min(pool_size, MAX_SLOTS))
+
+    def overloaded(self) -> bool:
+        return self._pending >= self._max_pending
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, what: str) -> AsyncIterator[None]:
+        """A connection's worth of Redis for one request; StoreUnavailable when none comes free
+        in time or the request fails."""
+        self._pending += 1
+        try:
+            if self._slots.locked():
+                try:
+                    async with asyncio.timeout(REDIS_POOL_TIMEOUT_S):
+                        await self._slots.acquire()
+                except TimeoutError:
+                    raise StoreUnavailable(f"redis: {what}: no connection free") from None
+            else:
+                await self._slots.acquire()
+            try:
+                yield
+            except RedisError as exc:
+                raise StoreUnavailable(f"redis: {what} failed: {exc}") from exc
+            finally:
+                self._slots.release()
+        finally:
+            self._pending -= 1
 
     async def _run(self, script: str, now: int, *args: str | int) -> tuple[Any, Effects]:
         """Run one transition; raise its refusal, or StoreUnavailable when Redis fails."""
         argv = (self._rules, now, self._id_seed(), *args)
-        try:
+        async with self._slot(script):
             raw = await self._scripts.run(script, (self.keys.base,), argv)
-        except RedisError as exc:
-            raise StoreUnavailable(f"redis: {script} failed: {exc}") from exc
         return codec.outcome(raw)
 
     async def _command(self, script: str, now: int, *args: str | int) -> Outcome:
@@ -100,6 +148,12 @@ class RedisStore:
 
     async def heard(self, user_id: str, now: int) -> Effects:
         return (await self._run("heard", now, user_id))[1]
+
+    async def heard_many(self, user_ids: Sequence[str], now: int) -> Effects:
+        effects: Effects = []
+        for batch in _batches(user_ids, self._heard_batch):
+            effects += (await self._run("heard", now, *batch))[1]
+        return effects
 
     async def join(
         self, user_id: str, interests: frozenset[str], lang: str | None, now: int
@@ -158,10 +212,8 @@ class RedisStore:
         async with self.client.pipeline(transaction=False) as pipe:
             for match_id in ids:
                 pipe.exists(self.keys.key("match", match_id))
-            try:
+            async with self._slot("live_matches"):
                 found = await pipe.execute()
-            except RedisError as exc:
-                raise StoreUnavailable(f"redis: live_matches failed: {exc}") from exc
         return {m for m, exists in zip(ids, found, strict=True) if exists}
 
     async def population(self) -> dict[str, int]:
@@ -237,16 +289,12 @@ class RedisStore:
 
     async def _plain(self, what: str, request: Awaitable[_T]) -> _T:
         """One plain Redis command (no transition), its failure as StoreUnavailable."""
-        try:
+        async with self._slot(what):
             return await request
-        except RedisError as exc:
-            raise StoreUnavailable(f"redis: {what} failed: {exc}") from exc
 
     async def _execute(self, pipe: Any, what: str) -> None:
-        try:
+        async with self._slot(what):
             await pipe.execute()
-        except RedisError as exc:
-            raise StoreUnavailable(f"redis: {what} failed: {exc}") from exc
 
     async def close(self) -> None:
         try:

@@ -1,13 +1,12 @@
--- heard: the user sent something; it is alive, and may answer a pending health check.
--- Matchmaker.heard.
+-- heard: the users sent something; each is alive, and may answer a pending health check.
+-- Matchmaker.heard, for each user in turn (one node's pongs and probe answers, batched).
 -- KEYS[1] partition prefix; ARGV[1] rules, ARGV[2] now, ARGV[3] match id seed (see lib.lua)
--- ARGV[4] user id
+-- ARGV[4…] user ids
 -- Reply: {}
-local uid = ARGV[4]
-return run(function()
+local function heard(uid)
   local u = load_user(uid)
   if u == nil then
-    return done()
+    return
   end
   set_user(u, "heard", NOW)
   if u.presence == "online" then
@@ -15,11 +14,11 @@ return run(function()
   end
   local m = load_match(u.match)
   if m == nil then
-    return done()
+    return
   end
   local i = probe_index(m, uid)
   if i == nil then
-    return done()
+    return
   end
   table.remove(m.probing, i)
   save_probing(m)
@@ -28,6 +27,12 @@ return run(function()
     propose(m)
   elseif m.phase == "confirmed" and #m.probing == 0 then
     cancel_deadline("media_check", m.id)
+  end
+end
+
+return run(function()
+  for i = 4, #ARGV do
+    heard(ARGV[i])
   end
   return done()
 end)
