@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import subprocess
@@ -15,9 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pairline.bench.checker import check
+from pairline.bench.config import Options
+from pairline.bench.loadgen import User, skips_first
 from pairline.bench.log import Record, read_events, write_events
 from pairline.bench.model import Churn
-from pairline.bench.report import confirm_latencies, percentiles
+from pairline.bench.report import confirm_latencies, mass_skip_metrics, percentiles, skip_round
 
 
 class History:
@@ -373,6 +376,67 @@ def test_second_join_to_confirmed_runs_from_the_later_queue_entry() -> None:
     }
 
 
+# ---- mass skip: who skips, and the round's figures ---------------------------------------------
+
+
+def test_exactly_one_side_of_a_pair_skips_first() -> None:
+    rng = random.Random(3)
+    for _ in range(200):
+        a, b = (f"g_{rng.getrandbits(64):016x}" for _ in range(2))
+        assert skips_first(a, b) != skips_first(b, a)
+    assert skips_first("g_1", "g_2")
+
+
+def test_a_user_skips_only_the_call_it_was_in_at_the_barrier() -> None:
+    def user(me: str, partner: str) -> User:
+        u = User(me, random.Random(1), [], Churn(), churn=False)
+        u.user_id, u.partners, u.call, u.barrier_call = me, {"m1": partner}, "m1", "m1"
+        return u
+
+    assert user("ann", "bob").to_skip() == "m1"
+    assert user("bob", "ann").to_skip() is None  # the other side waits
+    moved = user("ann", "bob")
+    moved.call = "m2"  # already in a new call (its partner skipped early): nothing to skip
+    moved.partners["m2"] = "cat"
+    assert moved.to_skip() is None
+    assert moved.in_new_call()
+    assert not user("ann", "bob").in_new_call()
+
+
+def test_a_mass_skip_round_pairs_each_skip_with_its_partners_partner_left() -> None:
+    log: list[Record] = [
+        (9.0, "ann", "skip_sent", "m0", None),  # an earlier round: outside the window
+        (10.000, "ann", "skip_sent", "m1", None),
+        (10.001, "cat", "skip_sent", "m2", None),
+        (10.020, "bob", "left", "m1", ("skipped", True)),
+        (10.021, "ann", "reply", "m1", ("skip", 0.021, None)),
+        (10.031, "cat", "reply", "m2", ("skip", 0.030, None)),
+        (10.050, "ann", "confirmed", "m3", (10.0, 10.0)),
+        (10.060, "bob", "confirmed", "m3", (10.02, 10.02)),
+    ]  # dan, cat's partner in m2, is never told
+    got = skip_round(log, 10.0, 11.0)
+    assert got["skips"] == 2
+    assert got["partner_left"] == pytest.approx([0.020])
+    assert got["missing"] == 1
+    assert got["reply"] == pytest.approx([0.021, 0.030])
+    assert got["last_confirmed"] == 10.060
+    round_: dict[str, Any] = {"t_fire": 10.0, "t_ready": 11.0, "in_call": 4, "in_call_after": 2}
+    round_ |= {"server_cpu_s": 0.002, "redis": None}
+    figures = mass_skip_metrics(log, {"skip_rounds": [round_], "connected": 4})
+    assert figures["skip_to_partner_left_ms"]["p99"] == 20.0
+    assert figures["partner_left_missing"] == 1
+    assert figures["round_1"]["n"] == 1
+    assert figures["round_1"]["not_in_call_after"] == 2
+    assert figures["round_1"]["in_call_again_s"] == 0.06
+    assert figures["round_1"]["server_cpu_us_per_skip"] == 1000
+
+
+def test_mass_skip_needs_pairs() -> None:
+    assert Options(users=41, mode="mass_skip").problems()
+    assert Options(users=40, mode="mass_skip", rounds=0).problems()
+    assert not Options(users=40, mode="mass_skip").problems()
+
+
 # ---- one small real run ------------------------------------------------------------------------
 
 
@@ -397,3 +461,36 @@ def test_pairline_bench_runs_clean_against_a_spawned_node(tmp_path: Path) -> Non
     assert report["counts"]["skip_sent"] > 0
     assert report["generator_crashes"] == []
     assert report["server_cpu_us_per"]["match"] > 0
+
+
+def test_pairline_bench_mass_skip_tells_every_partner(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("pairline")
+    report_path, events_path = tmp_path / "report.json", tmp_path / "events.jsonl"
+    command = [str(script), "bench", "--users", "40", "--procs", "2", "--mass-skip"]
+    command += ["--rounds", "2", "--duration", "5", "--grace", "1"]
+    command += ["--json", str(report_path), "--events", str(events_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=50, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(report_path.read_text())
+    assert set(report["violations"].values()) == {0}
+    assert report["connected"] == 40
+    assert report["generator_crashes"] == []
+    # Each round, one side of each of the 20 pairs skipped, and every partner was told.
+    overall = report["skip_to_partner_left_ms"]
+    assert overall["n"] == 40
+    assert all(overall[p] is not None for p in ("p50", "p90", "p99", "max"))
+    assert report["partner_left_missing"] == 0
+    for name in ("round_1", "round_2"):
+        assert report[name]["skips"] == report[name]["n"] == 20
+        assert report[name]["missing"] == 0
+        assert report[name]["not_in_call_before"] == 0
+        assert report[name]["p99"] is not None
+    log = read_events(events_path)
+    skips = {(r[3], r[1]): r[0] for r in log if r[2] == "skip_sent"}
+    told = {r[3]: r[1] for r in log if r[2] == "left" and r[4][0] == "skipped"}
+    assert len(skips) == 40
+    assert all(told.get(match_id) not in (None, user) for match_id, user in skips)
+    # Both workers fired together: the skips come in two tight bursts, one per round.
+    times = sorted(skips.values())
+    bursts = [0, *(i for i in range(1, len(times)) if times[i] - times[i - 1] > 0.2), len(times)]
+    assert [b - a for a, b in itertools.pairwise(bursts)] == [20, 20]

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from pairline.bench.config import Options
+from pairline.bench.config import Mode, Options
 from pairline.bench.model import Churn
 
 _DEFAULT = Churn()
@@ -21,6 +21,7 @@ _KNOBS = (
     *("skip_p", "block_p", "drop_p", "ignore_matched"),
     *("talk_min", "talk_max", "rejoin_min", "rejoin_max"),
 )
+_MODES: tuple[Mode, ...] = ("burst", "idle", "mass_skip")  # the flags besides churn
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -75,6 +76,10 @@ def execute(opts: Options) -> dict[str, Any]:
 )
 @click.option("--burst", is_flag=True, help="All users join at once and stay in that call.")
 @click.option("--idle", is_flag=True, help="Connect and never join (memory, pings).")
+@click.option(
+    "--mass-skip", is_flag=True, help="All in a call, then one side of every pair skips at once."
+)
+@click.option("--rounds", type=int, default=3, help="--mass-skip: synchronised skips.")
 @click.option("--chat-interval", type=float, default=0.0, help="A chat every S s in a call.")
 @_churn_option("skip-p", "Hang-ups that skip.", _DEFAULT.skip_p)
 @_churn_option("block-p", "Hang-ups that block (the rest end).", _DEFAULT.block_p)
@@ -112,8 +117,9 @@ def bench_command(**flags: Any) -> None:
 
 def options_from(flags: dict[str, Any]) -> Options:
     """The command's flags as Options (click checks each; Options.problems the whole)."""
-    if flags["burst"] and flags["idle"]:
-        raise click.UsageError("--burst and --idle exclude each other")
+    modes = [mode for mode in _MODES if flags[mode]]
+    if len(modes) > 1:
+        raise click.UsageError("--burst, --idle and --mass-skip exclude each other")
     if flags["url"] and flags["spawn"]:
         raise click.UsageError("--url targets running nodes; --spawn starts them: not both")
     churn = Churn(**{name: flags[name] for name in _KNOBS})
@@ -130,7 +136,8 @@ def options_from(flags: dict[str, Any]) -> Options:
         duration=flags["duration"],
         warmup=flags["warmup"],
         grace=flags["grace"],
-        mode="burst" if flags["burst"] else "idle" if flags["idle"] else "churn",
+        mode=modes[0] if modes else "churn",
+        rounds=flags["rounds"],
         chat_interval=flags["chat_interval"],
         churn=churn,
         seed=flags["seed"],

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pairline.bench.model import Churn
 
-Mode = Literal["churn", "burst", "idle"]
+Mode = Literal["churn", "burst", "idle", "mass_skip"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class Options:
     warmup: float = 3.0
     grace: float = 2.0
     mode: Mode = "churn"
+    rounds: int = 3  # --mass-skip: synchronised skips, each after everyone is in a call again
     chat_interval: float = 0.0
     churn: Churn = field(default_factory=Churn)
     seed: int = 1
@@ -51,6 +52,8 @@ class Options:
             found.append("--script-mix needs --redis spawn (it turns on SLOWLOG for everything)")
         if self.server_pids and len(self.server_pids) != len(self.urls):
             found.append("--server-pid: one per --url node, in the same order")
+        if self.mode == "mass_skip" and (self.users % 2 or self.rounds < 1):
+            found.append("--mass-skip needs an even --users (pairs) and --rounds >= 1")
         if any("=" not in item for item in self.server_env):
             found.append("--server-env takes NAME=VALUE")
         return found

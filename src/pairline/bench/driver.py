@@ -13,7 +13,10 @@ Phases: connect everyone (not measured); all join at t_join; `--warmup` s; the m
 [t0, t1) of `--duration` s. From t1 users send no command and ack no new `matched` (so nothing is
 confirmed after t1), read on until `--grace` s pass without a call event (at most a minute more),
 then close. Burst: the window runs from t_join
-until every user is confirmed (or `--duration` is over). Idle: users never join.
+until every user is confirmed (or `--duration` is over). Idle: users never join. Mass skip: as
+burst, then `--rounds` times: one shared fire time, sent to every worker, when one side of every
+pair skips; the next barrier comes once every user is in a new call (or `--duration` after the
+fire); the window ends at the last barrier.
 """
 
 from __future__ import annotations
@@ -47,6 +50,10 @@ from pairline.bench.redisprobe import (
 )
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# --mass-skip: from announcing a fire time to it (the pipes and the workers' loops need less),
+# and how long before it the round's CPU reading is taken.
+FIRE_LEAD_S = 0.25
+READ_LEAD_S = 0.05
 UNLIMITED_ADDRESS = {
     "PAIRLINE_MAX_CONNECTIONS_PER_IP": "1000000",
     "PAIRLINE_GUEST_TOKENS_PER_IP_PER_MIN": "1000000",
@@ -272,9 +279,34 @@ def _mark(dep: Deployment, window_starts: bool) -> Reading:
     return reading
 
 
+def _mass_skip_rounds(
+    opts: Options, dep: Deployment, pipes: list[Connection]
+) -> list[dict[str, Any]]:
+    """--mass-skip: after each barrier (every worker's "ready": the users it has in a new call),
+    announce one shared fire time; after the last, None. Per round: the fire time, when the
+    next barrier was complete, the users in a call before and after, and the CPU in between."""
+    patience = opts.duration + 60
+    in_call = sum(_expect(pipe, "ready", patience) for pipe in pipes)
+    rounds = []
+    for _ in range(opts.rounds):
+        fire = time.time() + FIRE_LEAD_S
+        for pipe in pipes:
+            pipe.send(fire)
+        _sleep_until(fire - READ_LEAD_S)
+        before = Reading.take(dep)
+        after = sum(_expect(pipe, "ready", patience) for pipe in pipes)
+        ready, reading = time.time(), _window(before, Reading.take(dep))
+        counts = {"in_call": in_call, "in_call_after": after}
+        rounds.append({"t_fire": fire, "t_ready": ready} | counts | reading)
+        in_call = after
+    for pipe in pipes:
+        pipe.send(None)
+    return rounds
+
+
 def run_load(opts: Options, dep: Deployment) -> dict[str, Any]:
     """Take the workers through every phase; return the raw material for report.analyze."""
-    burst = opts.mode == "burst"
+    burst = opts.mode in ("burst", "mass_skip")  # the window ends when the workers settle
     before = Reading.take(dep)
     pipes = _start_workers(opts, dep.urls)
     mem: dict[str, Any] = {"before": [memory_mb(pid) for pid in dep.pids]}
@@ -292,7 +324,9 @@ def run_load(opts: Options, dep: Deployment) -> dict[str, Any]:
         pipe.send(sched)
     _sleep_until(t0 - 0.01)
     r0 = _mark(dep, window_starts=True)
-    if not burst:
+    if opts.mode == "mass_skip":
+        raw["skip_rounds"] = _mass_skip_rounds(opts, dep, pipes)
+    elif not burst:
         _sleep_until(sched["t1"])
         r1 = _mark(dep, window_starts=False)
     settled = max(_expect(p, "settled", opts.duration + opts.warmup + 60) for p in pipes)

@@ -8,6 +8,11 @@ message at once, answers `ping`, ignores a `seq` it already processed, and drive
 says to come back from) is resumed with `hello{resume, last_seq}`, and every command still
 unanswered is sent again under its own id. Everything a user sees or does is
 appended to the worker's log (log.py); the parent process does all the analysis.
+
+With --mass-skip, users do not churn: at each barrier (everyone in a new call) the worker tells
+the driver how many made it, and at the shared wall-clock instant the driver answers with, the
+skipping side of every pair (skips_first) skips; the server re-queues both, and they are matched
+again.
 """
 
 from __future__ import annotations
@@ -75,8 +80,15 @@ class Pending:
     message: dict[str, Any]
 
 
+def skips_first(user_id: str, partner_id: str) -> bool:
+    """--mass-skip: whether this side of a pair skips (the smaller user id: both sides agree
+    without talking, wherever they live)."""
+    return user_id < partner_id
+
+
 class User:
-    """One simulated user; with churn=False (burst mode) it stays in its first call.
+    """One simulated user; with churn=False (burst and mass-skip modes) it stays in each call
+    until it or its partner is told to skip.
 
     With `chat_interval` > 0 it also sends a `chat` to its partner every `chat_interval` s of a
     call (the first at a uniform random point of the first interval).
@@ -112,10 +124,13 @@ class User:
         self.wait_start: float | None = None  # when the current wait for a match began
         self.wait_provisional = False  # wait_start is a skip's send time, awaiting its reply
         self.queued_at: float | None = None  # when the user last (re-)entered the queue
+        self.shed = False  # the last join was shed (rate_limited): its retry is the same wait
         self.held: str | None = None  # an ignored `matched`: no ack until it is cancelled
         self.replay_left = 0  # replayed messages still to come after a resume's welcome
         self.synced: tuple[str, str | None, str | None, bool] = ("idle", None, None, False)
-        self.confirmed = asyncio.Event()  # at least once (burst mode waits for this)
+        self.confirmed = asyncio.Event()  # set by each match_confirmed (burst mode waits)
+        self.partners: dict[str, str] = {}  # match_id -> partner's user id
+        self.barrier_call: str | None = None  # --mass-skip: its call at the last barrier
         self.stopping = False  # window over: no new commands, no acks of new `matched`
         self.acks_frozen = False
         self.closing = False
@@ -203,8 +218,11 @@ class User:
     async def join(self) -> None:
         self.rejoin = None
         if not self.stopping and self.call is None:
-            self.wait_start, self.wait_provisional = time.time(), False
-            self.queued_at = self.wait_start
+            now = time.time()
+            if not self.shed or self.wait_start is None:
+                self.wait_start, self.wait_provisional = now, False
+            self.shed = False
+            self.queued_at = now
             await self.command("join")
 
     async def hang_up(self, match_id: str) -> None:
@@ -215,11 +233,39 @@ class User:
         if action == "drop":
             await self.drop_and_resume(match_id)
             return
-        self.call = None
         if action == "skip":
-            self.wait_start, self.wait_provisional = time.time(), True
-            self.queued_at = self.wait_start
+            await self.skip(match_id)
+            return
+        self.call = None
         await self.command(action, match_id=match_id)
+
+    async def skip(self, match_id: str) -> None:
+        """Skip the call: the server re-queues both (this side's wait starts now, for good once
+        the reply comes)."""
+        self.call = None
+        self.wait_start, self.wait_provisional = time.time(), True
+        self.queued_at = self.wait_start
+        await self.command("skip", match_id=match_id)
+
+    # ---- mass skip -----------------------------------------------------------------------
+
+    def in_new_call(self) -> bool:
+        """In a call, and not the one it was in at the last barrier."""
+        return self.call is not None and self.call != self.barrier_call
+
+    async def new_call(self) -> None:
+        """Return once in_new_call (each match_confirmed wakes it to look)."""
+        while not self.in_new_call():
+            self.confirmed.clear()
+            await self.confirmed.wait()
+
+    def to_skip(self) -> str | None:
+        """The call to skip at the fire time: the one it was in at the barrier, if it is still
+        on and this is the side of the pair that skips."""
+        partner = self.partners.get(self.call or "")
+        if self.stopping or self.call != self.barrier_call or partner is None:
+            return None
+        return self.call if skips_first(self.user_id, partner) else None
 
     async def drop_and_resume(self, match_id: str) -> None:
         """Cut the connection (no close handshake), then resume the session."""
@@ -274,6 +320,8 @@ class User:
         came), so that the user goes on churning."""
         status, match_id, partner, fresh = self.synced
         self.record("synced", match_id or "", (status, partner, fresh))
+        if match_id and partner:
+            self.partners.setdefault(match_id, partner)
         mine = ("in_call", self.call) if self.call else ("proposed", self.proposed)
         theirs = (status, match_id) if status in ("in_call", "proposed") else ("proposed", None)
         lost_idle = status == "idle" and self.rejoin is None and not self.pending
@@ -370,11 +418,15 @@ class User:
         pending = self.pending.pop(msg.get("re", ""), None)
         type_, match_id = (pending.type, pending.match_id) if pending else ("", "")
         self.record("error", match_id, f"{type_}:{msg.get('code')}")
-        if msg.get("code") == "cooldown":
+        code = msg.get("code")
+        # Cooling down, or a join shed by a busy node: join again when the server says.
+        if code == "cooldown" or (code == "rate_limited" and type_ == "join"):
+            self.shed = code == "rate_limited"
             self.rejoin_later(msg.get("retry_after_ms", 1000) / 1000)
 
     async def on_matched(self, msg: dict[str, Any]) -> None:
         self.proposed, self.wait_provisional = msg["match_id"], False
+        self.partners[msg["match_id"]] = msg["partner"]["user_id"]
         self.record("matched", msg["match_id"], msg["partner"]["user_id"])
 
     async def on_match_confirmed(self, msg: dict[str, Any]) -> None:
@@ -432,7 +484,11 @@ class User:
 
 
 async def _sleep_until(t: float) -> None:
+    """Return at `t` or just after, never before: uvloop's timers may fire a millisecond or so
+    early, and the rest is waited out in a spin."""
     await asyncio.sleep(max(0.0, t - time.time()))
+    while time.time() < t:
+        pass
 
 
 async def _watch_lag(lags: list[tuple[float, float]], period: float = 0.05) -> None:
@@ -483,6 +539,36 @@ async def _connect_all(users: list[User], bases: list[str]) -> list[User]:
     return [u for u, good in zip(users, ok, strict=True) if good]
 
 
+async def _in_calls(users: list[User], deadline: float) -> int:
+    """A barrier: wait until every user is in a new call, or until `deadline`; make each
+    user's call the barrier's; return how many were in a new call."""
+    waits = [asyncio.get_running_loop().create_task(u.new_call()) for u in users]
+    if waits:
+        _, late = await asyncio.wait(waits, timeout=max(0.0, deadline - time.time()))
+        for task in late:
+            task.cancel()
+    made = sum(u.in_new_call() for u in users)
+    for user in users:
+        user.barrier_call = user.call
+    return made
+
+
+async def _mass_skip(users: list[User], pipe: Connection, start: float, patience: float) -> None:
+    """--mass-skip: at each barrier (bounded by `patience` s from its start), report how many
+    users made it; the driver answers with the next shared fire time (None: done), when the
+    skipping side of every pair in a call at the barrier skips at once."""
+    loop = asyncio.get_running_loop()
+    while True:
+        pipe.send(("ready", await _in_calls(users, start + patience)))
+        fire: float | None = await loop.run_in_executor(None, pipe.recv)
+        if fire is None:
+            return
+        await _sleep_until(fire)
+        skips = [(u, m) for u in users if (m := u.to_skip()) is not None]
+        await asyncio.gather(*(u.skip(match_id) for u, match_id in skips))
+        start = fire
+
+
 @dataclass(frozen=True)
 class Plan:
     """One worker's share: `users` users, global indexes first..first+users-1."""
@@ -521,6 +607,8 @@ async def _run(plan: Plan, pipe: Connection) -> None:
         _, late = await asyncio.wait(waits, timeout=max(0.0, sched["t1"] - time.time()))
         for task in late:
             task.cancel()
+    elif opts.mode == "mass_skip":
+        await _mass_skip(live, pipe, sched["t_join"], opts.duration)
     elif opts.mode != "burst":
         await _sleep_until(sched["t0"])
         cpu0, frames0 = time.process_time(), FRAMES.copy()

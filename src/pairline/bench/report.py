@@ -149,6 +149,67 @@ def burst_metrics(log: list[Record], raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def skip_round(log: list[Record], lo: float, hi: float) -> dict[str, Any]:
+    """One mass skip, the skips sent in [lo, hi): their number; skip send -> the partner's
+    `partner_left{skipped}` (s); how many partners were never told; the skippers' reply times
+    (s); and when the last `match_confirmed` in [lo, hi) was received (None: none was)."""
+    sent = [(r[1], r[3]) for r in log if r[2] == "skip_sent" and lo <= r[0] < hi]
+    told: dict[str, set[str]] = defaultdict(set)  # match_id -> users told partner_left{skipped}
+    for _, user, kind, match_id, detail in log:
+        if kind == "left" and detail[0] == "skipped":
+            told[match_id].add(user)
+    replies = [r for r in log if r[2] == "reply" and r[4][0] == "skip"]
+    confirms = [r[0] for r in log if r[2] == "confirmed" and lo <= r[0] < hi]
+    return {
+        "skips": len(sent),
+        "partner_left": skip_latencies(log, lo, hi),
+        "missing": sum(not told.get(match_id, set()) - {user} for user, match_id in sent),
+        "reply": [r[4][1] for r in replies if lo <= r[0] - r[4][1] < hi],
+        "last_confirmed": max(confirms, default=None),
+    }
+
+
+def _round_report(got: dict[str, Any], round_: dict[str, Any], users: int) -> dict[str, Any]:
+    """One round of --mass-skip as flat figures (see mass_skip_metrics)."""
+    last, cpu, redis = got["last_confirmed"], round_["server_cpu_s"], round_["redis"]
+    replies = percentiles(got["reply"], (50, 99))
+    out: dict[str, Any] = {"skips": got["skips"], **percentiles(got["partner_left"])}
+    out |= {
+        "missing": got["missing"],
+        "reply_p50": replies["p50"],
+        "reply_p99": replies["p99"],
+        "not_in_call_before": users - round_["in_call"],
+        "not_in_call_after": users - round_["in_call_after"],
+        "in_call_again_s": None if last is None else round(last - round_["t_fire"], 3),
+        "server_cpu_us_per_skip": None if cpu is None else _per(cpu * 1e6, got["skips"], 0),
+    }
+    if redis is not None:
+        out["redis_cpu_us_per_skip"] = _per(redis["cpu_s"] * 1e6, got["skips"], 0)
+    return out
+
+
+def mass_skip_metrics(log: list[Record], raw: dict[str, Any]) -> dict[str, Any]:
+    """Over all rounds: skip send -> partner_left{skipped}, the partners never told, and the
+    skippers' reply times. Per round (`round_<i>`), the same, plus the users not in a call at
+    its barrier and at the next, how long after the fire the last match_confirmed came, and the
+    CPU per skip from the fire to the next barrier (the re-pairing included)."""
+    lefts: list[float] = []
+    replies: list[float] = []
+    missing = 0
+    rounds: dict[str, Any] = {}
+    for i, round_ in enumerate(raw["skip_rounds"], 1):
+        got = skip_round(log, round_["t_fire"], round_["t_ready"])
+        lefts += got["partner_left"]
+        replies += got["reply"]
+        missing += got["missing"]
+        rounds[f"round_{i}"] = _round_report(got, round_, raw["connected"])
+    return {
+        "skip_to_partner_left_ms": percentiles(lefts),
+        "partner_left_missing": missing,
+        "skip_reply_ms": percentiles(replies),
+    } | rounds
+
+
 def _summed_mb(mems: list[dict[str, float]], key: str) -> float | None:
     """One /proc/PID/status figure summed over the nodes (None if any node lacks it)."""
     if not mems or not all(mems):
@@ -306,6 +367,8 @@ def analyze(raw: dict[str, Any], opts: Options, findings: Findings) -> dict[str,
     }
     if opts.mode == "burst":
         rep |= burst_metrics(log, raw)
+    elif opts.mode == "mass_skip":
+        rep |= burst_metrics(log, raw) | mass_skip_metrics(log, raw)
     elif opts.mode == "churn":
         rep |= _latencies(log, inside, lo, hi)
     per = {
