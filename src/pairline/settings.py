@@ -13,10 +13,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# Store transitions a node lets wait for Redis (its pool holds 64 connections) before it sheds
-# new joins: at about a millisecond each, a few hundred ms of queue, well inside the 5 s pool
-# timeout after which a transition fails.
+# A node sheds new joins (`rate_limited`) once this many store requests wait and the wait ahead
+# would exceed REDIS_MAX_WAIT_MS at the rate they have been completing (store/redis/gate.py).
 REDIS_MAX_PENDING = 256
+REDIS_MAX_WAIT_MS = 2000
 REDIS_POOL_TIMEOUT_S = 5.0  # waiting for a free connection, then StoreUnavailable
 
 
@@ -33,9 +33,13 @@ class Settings(BaseSettings):
     )
     # Every Redis key starts with this; one Redis can serve several pairline deployments.
     redis_prefix: str = Field("pairline", validation_alias=AliasChoices("PAIRLINE_REDIS_PREFIX"))
-    # Transitions a node lets wait for Redis before it sheds new joins (`rate_limited`).
+    # A node sheds new joins (`rate_limited`) while at least this many store requests wait and
+    # the wait ahead is longer than the next setting, at the rate requests have been completing.
     redis_max_pending: int = Field(
         REDIS_MAX_PENDING, ge=0, validation_alias=AliasChoices("PAIRLINE_REDIS_MAX_PENDING")
+    )
+    redis_max_wait_ms: int = Field(
+        REDIS_MAX_WAIT_MS, ge=0, validation_alias=AliasChoices("PAIRLINE_REDIS_MAX_WAIT_MS")
     )
     # A node whose heartbeat in Redis is older than this is dead: its users' resume windows start.
     node_timeout_ms: int = Field(5000, validation_alias=AliasChoices("PAIRLINE_NODE_TIMEOUT_MS"))

@@ -13,8 +13,8 @@ from tests.e2e.test_metrics import scrape
 async def test_an_overloaded_node_sheds_joins_with_a_spread_retry_and_changes_nothing(
     start_nodes: NodesFactory,
 ) -> None:
-    # Node 1 counts itself overloaded whatever waits for Redis (at most 0 pending).
-    (swamped,) = await start_nodes(1, PAIRLINE_REDIS_MAX_PENDING=0)
+    # Node 1 counts itself overloaded whatever waits for Redis (no wait is short enough).
+    (swamped,) = await start_nodes(1, PAIRLINE_REDIS_MAX_PENDING=0, PAIRLINE_REDIS_MAX_WAIT_MS=0)
     (calm,) = await start_nodes(1)
     async with (
         Client(swamped.url, display_name="ann") as ann,

@@ -116,7 +116,9 @@ async def test_the_store_is_overloaded_while_transitions_wait_past_its_bound(
     redis_url: str, redis_prefix: str
 ) -> None:
     pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=1, timeout=10)
-    store = RedisStore(aioredis.Redis.from_pool(pool), RULES, prefix=redis_prefix, max_pending=2)
+    store = RedisStore(
+        aioredis.Redis.from_pool(pool), RULES, prefix=redis_prefix, min_pending=2, max_wait_s=0
+    )
     try:
         held = await pool.get_connection()  # the only one: every transition waits for it
         first = asyncio.create_task(store.attach("a", "a", "n1", "s-a", T0))

@@ -207,7 +207,11 @@ def open_store(settings: Settings, rules: Rules) -> Store:
         )
         client = aioredis.Redis.from_pool(pool)  # the client owns the pool: close() closes it
         return RedisStore(
-            client, rules, prefix=settings.redis_prefix, max_pending=settings.redis_max_pending
+            client,
+            rules,
+            prefix=settings.redis_prefix,
+            min_pending=settings.redis_max_pending,
+            max_wait_s=settings.redis_max_wait_ms / 1000,
         )
     from pairline.store.memory import MemoryStore
 
