@@ -23,9 +23,12 @@ run mem-5k-slow      --users 5000 $SLOW
 run mem-10k-slow     --users 10000 $SLOW
 run mem-10k-burst    --users 10000 --burst --duration 30
 run mem-10k-idle     --users 10000 --idle --duration 10
+run mem-2k-massskip  --users 2000 --mass-skip --rounds 3
 run redis1-1k-churn  --users 1000 --redis spawn
 run redis1-5k-slow   --users 5000 --redis spawn $SLOW
+run redis1-10k-slow  --users 10000 --redis spawn $SLOW
 run redis2-1k-churn  --users 1000 --redis spawn --nodes 2
 run redis2-5k-slow   --users 5000 --redis spawn --nodes 2 $SLOW
 run redis2-10k-slow  --users 10000 --redis spawn --nodes 2 $SLOW
-run redis2-10k-burst --users 10000 --redis spawn --nodes 2 --burst --duration 30
+run redis2-2k-massskip --users 2000 --redis spawn --nodes 2 --mass-skip --rounds 3
+run redis2-10k-burst --users 10000 --redis spawn --nodes 2 --burst --duration 60
