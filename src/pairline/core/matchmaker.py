@@ -150,6 +150,13 @@ class Matchmaker:
             self.deadlines.cancel(DeadlineKind.MEDIA_CHECK, match.match_id)
         return effects
 
+    def _heard_now(self, user: User, now: int) -> None:
+        """A join or skip is word from the user: it is alive now. Its connection layer tells
+        the store of messages in batches, after the command ran; without this, every pairing
+        of a user whose last pong was over `health_fresh_ms` ago would health-check it first
+        (and under load such checks time out and cost the user its session)."""
+        user.last_heard = now
+
     def sweep_stale(self, now: int) -> Effects:
         """Users whose open connection missed its pings: out of queue and call, and closed."""
         effects: Effects = []
@@ -179,6 +186,7 @@ class Matchmaker:
         if user.status is not UserStatus.IDLE:
             raise InvalidState.expected("join", "idle", self._status_name(user))
         self._refuse_if_cooling(user_id, now)
+        self._heard_now(user, now)
         user.prefs = Preferences(interests, lang or None)
         effects: Effects = []
         self._enqueue(user, self._new_ticket(now))
@@ -213,6 +221,7 @@ class Matchmaker:
         if match is None:  # the partner ended it first: already over, not counted
             return self._queue_reply(user, now, requeued=user.status is not UserStatus.IDLE), []
         self._refuse_if_cooling(user_id, now)
+        self._heard_now(user, now)
         effects: Effects = []
         partner = match.partner_of(user_id)
         self._end_call(match, now, "skipped", user_id, effects)

@@ -11,6 +11,7 @@ return run(function()
     refuse_state("join", "idle", status_name(u))
   end
   refuse_if_cooling(uid)
+  heard_now(u)
   if interests == "[]" then
     interests = nil
   end

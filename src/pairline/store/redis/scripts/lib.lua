@@ -160,6 +160,14 @@ local function set_user(u, field, value)
   end
 end
 
+-- Matchmaker._heard_now: a command from the user is word from it (no probe is answered here).
+local function heard_now(u)
+  set_user(u, "heard", NOW)
+  if u.presence == "online" then
+    redis.call("ZADD", key("online"), int(NOW), u.id)
+  end
+end
+
 local function create_user(uid, name, node, session)
   local seq = redis.call("HINCRBY", key("counters"), "user_seq", 1)
   redis.call("HSET", key("user", uid), "name", name, "session", session, "node", node,

@@ -11,6 +11,7 @@ return run(function()
     return done_for(u, queue_reply(u, u.status ~= "idle"))
   end
   refuse_if_cooling(uid)
+  heard_now(u)
   local partner = partner_of(m, uid)
   end_call(m, "skipped", uid)
   local cooldown = record_skip(uid)
