@@ -40,8 +40,6 @@ _T = TypeVar("_T")
 
 # Requests in flight at once, whatever the client's pool allows (an unbounded pool's default).
 MAX_SLOTS = 256
-# Work in progress that a deadline hangs on: it never waits behind new joins (see gate.py).
-PRIORITY_SCRIPTS = frozenset({"heard", "ack"})
 # A media room's last change matters while its call lasts; the key outlives any call.
 MEDIA_CHANGE_TTL_MS = 24 * 3600 * 1000
 
@@ -91,7 +89,7 @@ class RedisStore:
     async def _run(self, script: str, now: int, *args: str | int) -> tuple[Any, Effects]:
         """Run one transition; raise its refusal, or StoreUnavailable when Redis fails."""
         argv = (self._rules, now, self._id_seed(), *args)
-        async with self._gate.slot(script, priority=script in PRIORITY_SCRIPTS):
+        async with self._gate.slot(script):
             raw = await self._scripts.run(script, (self.keys.base,), argv)
         return codec.outcome(raw)
 
