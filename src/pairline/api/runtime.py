@@ -194,12 +194,12 @@ def _cluster_node(
     """The cluster services, when the state is shared through Redis."""
     if not settings.redis_url:
         return None
-    from pairline.cluster.node import ClusterNode, open_control_client
+    from pairline.cluster.node import ClusterNode
     from pairline.store.redis import RedisStore
 
     assert isinstance(store, RedisStore)
     return ClusterNode(
-        open_control_client(settings.redis_url),
+        store.client,
         prefix=settings.redis_prefix,
         node_id=settings.node_id,
         node_timeout_ms=settings.node_timeout_ms,

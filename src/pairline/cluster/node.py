@@ -2,35 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from pairline.cluster.bus import NodeBus
 from pairline.cluster.delivery import ClusterDelivery
 from pairline.cluster.membership import NodeMembership
 from pairline.transport.registry import SessionRegistry
 
-# The bus's listener and publisher and the membership beat: one connection each, and spares.
-CONTROL_CONNECTIONS = 6
-
-
-def open_control_client(redis_url: str) -> aioredis.Redis:
-    """The cluster's own connections to Redis, apart from the store's pool. A node whose store
-    pool is swamped (a burst of thousands of joins) must still beat, hear other nodes and pass
-    their events on: behind the pool's queue, a beat that came too late had the node taken
-    for dead, and a publish that timed out lost a `match_confirmed` for good."""
-    pool = aioredis.BlockingConnectionPool.from_url(
-        redis_url, max_connections=CONTROL_CONNECTIONS, timeout=None
-    )
-    return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
-
 
 class ClusterNode:
-    """Opens and closes the cluster services of one node, around the engine's lifetime.
-    It owns `client` (closed by `stop`)."""
+    """Opens and closes the cluster services of one node, around the engine's lifetime."""
 
     def __init__(
         self,
@@ -44,7 +27,6 @@ class ClusterNode:
         # The engine and gateway are built after the delivery they need: `bind` closes the loop.
         self._on_node_lost: Callable[[str], Awaitable[None]] | None = None
         self._on_resync: Callable[[], Awaitable[None]] | None = None
-        self.client = client
         self.delivery = ClusterDelivery(node_id, registry)
         self.bus = NodeBus(
             client,
@@ -88,5 +70,3 @@ class ClusterNode:
     async def stop(self) -> None:
         await self.membership.stop()
         await self.bus.stop()
-        with contextlib.suppress(RedisError, OSError):
-            await self.client.aclose()
