@@ -70,16 +70,19 @@ async def test_a_user_who_stops_answering_pings_is_never_proposed(
         assert matched.raw["partner"]["user_id"] == cat.user_id
 
 
-async def test_a_fresh_user_is_proposed_without_a_health_check(connect: ClientFactory) -> None:
-    ann = await connect("ann")
-    bob = await connect("bob")
-    await ann.join()
-    await bob.join()
-    await ann.wait_for("match_confirmed")
-    # Both were heard from within the fresh window: no extra ping before `matched`.
-    kinds = [e.type for e in ann.events_log]
-    assert kinds.index("matched") < kinds.index("match_confirmed")
-    assert "ping" not in kinds[: kinds.index("matched")]
+async def test_a_fresh_user_is_proposed_without_a_health_check(
+    start_server: ServerFactory,
+) -> None:
+    # Regular pings a minute apart: any ping before `matched` would be a health check's probe.
+    server = await start_server(PAIRLINE_PING_INTERVAL_MS=60_000)
+    async with Client(server.url, display_name="ann") as ann, Client(server.url) as bob:
+        await ann.join()
+        await bob.join()
+        await ann.wait_for("match_confirmed")
+        # Both were heard from within the fresh window (their joins): no probe before `matched`.
+        kinds = [e.type for e in ann.events_log]
+        assert kinds.index("matched") < kinds.index("match_confirmed")
+        assert "ping" not in kinds[: kinds.index("matched")]
 
 
 async def test_a_lost_matched_never_yields_a_one_sided_call(connect: ClientFactory) -> None:

@@ -75,12 +75,15 @@ class RedisStore:
         self._node_batch = node_batch
         self._load_batch = load_batch
         self._heard_batch = heard_batch
-        pool_size = getattr(client.connection_pool, "max_connections", MAX_SLOTS)
+        # The gate stands in for the pool's queue: as many slots as the pool has connections,
+        # and the pool's own wait before a request fails (a blocking pool's `timeout`).
+        pool = client.connection_pool
+        pool_size = getattr(pool, "max_connections", MAX_SLOTS)
         self._gate = RequestGate(
             min(pool_size, MAX_SLOTS),
             min_pending=min_pending,
             max_wait_s=max_wait_s,
-            slot_timeout_s=REDIS_POOL_TIMEOUT_S,
+            slot_timeout_s=getattr(pool, "timeout", None) or REDIS_POOL_TIMEOUT_S,
         )
 
     def overloaded(self) -> bool:
