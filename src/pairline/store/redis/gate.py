@@ -7,7 +7,7 @@ back its lock, so a burst of thousands of joins slowed it to a crawl. New work i
 requests have been completing.
 
 (A second lane that kept a few connections for heard and ack hung after a Redis restart, in
-the wiped-Redis fault test, and was taken out; see the issue-7 note.)
+the wiped-Redis fault test, and was taken out: docs/benchmarks.md, "Redis under a burst".)
 """
 
 from __future__ import annotations
