@@ -142,6 +142,15 @@ class User:
         await expect(self.page.locator("#chat-log")).to_contain_text(text, timeout=timeout)
 
 
+async def in_call(first: User, second: User) -> None:
+    """Both press Start (the first waits in the queue) and see each other's video."""
+    await first.press("start")
+    await first.view("queued")
+    await second.press("start")
+    await first.sees_partner_video()
+    await second.sees_partner_video()
+
+
 class Web:
     """A test's servers, users and screenshots; everything is closed after the test."""
 

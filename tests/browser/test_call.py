@@ -7,7 +7,7 @@ import time
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.conftest import PHONE, Web
+from tests.browser.conftest import PHONE, Web, in_call
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -73,11 +73,7 @@ async def test_next_puts_the_partner_back_in_the_queue_and_a_third_stranger_gets
     await web.server()
     ann = await web.user("ann")
     bob = await web.user("bob")
-    await ann.press("start")
-    await ann.view("queued")
-    await bob.press("start")
-    await ann.sees_partner_video()
-    await bob.sees_partner_video()
+    await in_call(ann, bob)
 
     await expect(ann.page.locator("#start")).to_have_text("Next")
     await ann.press("start")  # Next
@@ -106,11 +102,7 @@ async def test_a_reload_mid_call_resumes_the_call(web: Web) -> None:
     await web.server()
     ann = await web.user("ann")
     bob = await web.user("bob")
-    await ann.press("start")
-    await ann.view("queued")
-    await bob.press("start")
-    await ann.sees_partner_video()
-    await bob.sees_partner_video()
+    await in_call(ann, bob)
     match_id = await ann.match_id()
     session = await ann.js("window.pairline.client.session")
 

@@ -8,19 +8,11 @@ import httpx
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.conftest import User, Web
+from tests.browser.conftest import Web, in_call
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 ADMIN = "admin-token-for-browser-tests"
-
-
-async def in_call(first: User, second: User) -> None:
-    await first.press("start")
-    await first.view("queued")
-    await second.press("start")
-    await first.sees_partner_video()
-    await second.sees_partner_video()
 
 
 async def test_blocked_strangers_never_meet_again(web: Web) -> None:

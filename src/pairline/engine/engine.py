@@ -157,7 +157,6 @@ class Engine:
         Raises the command's `ProtocolError` (having changed nothing) when it is refused.
         """
         received = time.perf_counter()
-        self.admit(command)
         now = self.clock()
         outcome = await self._transition(user_id, command, now)
         extra = (
@@ -175,11 +174,17 @@ class Engine:
             # The partner's partner_left has just been handed to its connection (or its node).
             metrics.SKIP_TO_PARTNER_NOTIFIED.observe(time.perf_counter() - received)
 
+    @property
+    def overloaded(self) -> bool:
+        """The store has more waiting than it serves in time (see `Store.overloaded`)."""
+        return self.store.overloaded()
+
     def admit(self, message: object) -> None:
         """Raise `Busy` for a `join` while the store is overloaded: a burst past what the store
         serves at once is refused now, changing nothing, and comes back spread over time,
-        rather than failing after the pool timeout. Work under way is never refused."""
-        if isinstance(message, Join) and self.store.overloaded():
+        rather than failing after the pool timeout. Work under way is never refused. The
+        gateway asks before anything of the message reaches the store (its heartbeat too)."""
+        if isinstance(message, Join) and self.overloaded:
             metrics.RATE_LIMITED.labels("store").inc()
             raise Busy(
                 "the service is busy; join again in a moment",

@@ -215,7 +215,7 @@ class Gateway:
         "At once" is the next batch (`HeardBatch`), which goes out on the loop's next pass."""
         now = asyncio.get_running_loop().time()
         if not (at_once or session.probed) and (
-            now - session.heard_told_at < self.heard_interval_s or self.engine.store.overloaded()
+            now - session.heard_told_at < self.heard_interval_s or self.engine.overloaded
         ):
             # Only pongs and probe answers must reach the store; the rest keeps "last heard"
             # fresh to spare pairings a health check, and waits while the store is swamped.
