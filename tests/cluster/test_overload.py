@@ -27,7 +27,7 @@ async def test_an_overloaded_node_sheds_joins_with_a_spread_retry_and_changes_no
             assert refused.value.code == "rate_limited"
             assert refused.value.retry_after_ms is not None
             waits.append(refused.value.retry_after_ms)
-        assert all(250 <= ms <= 1500 for ms in waits)
+        assert all(250 <= ms <= 30_000 for ms in waits)  # a turn: at least a quarter second
         assert ann.state["status"] == "idle"
         # Ann is not in the one queue of the cluster: Bob is first, and nobody is there for him.
         assert (await bob.join())["position"] == 1

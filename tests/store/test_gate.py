@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from pairline.store.redis.gate import MIN_RATE_PER_S, RATE_WINDOW_S, RequestGate
+import pytest
+
+from pairline.store.redis.gate import (
+    MAX_TURN_S,
+    MIN_RATE_PER_S,
+    MIN_TURN_S,
+    RATE_WINDOW_S,
+    REQUESTS_PER_JOIN,
+    RequestGate,
+)
 
 
 class FakeClock:
@@ -33,3 +42,32 @@ async def test_new_work_is_shed_once_the_queue_outlasts_the_wait_at_the_measured
     gate.pending = 9  # below the floor nothing is shed, whatever the rate
     gate.rate = 1.0
     assert not gate.overloaded()
+
+
+async def test_joins_shed_in_a_burst_are_given_turns_spread_at_the_rate_joins_are_served() -> None:
+    clock = FakeClock()
+    gate = RequestGate(8, min_pending=10, max_wait_s=1.0, slot_timeout_s=5, clock=clock)
+    gate.pending = 500  # two seconds' work ahead at the assumed 250 requests a second
+    turns = [gate.turn() for _ in range(100)]
+    spacing = REQUESTS_PER_JOIN / MIN_RATE_PER_S
+    assert turns[0] == pytest.approx(2.0)
+    assert turns == pytest.approx([2.0 + i * spacing for i in range(100)])
+
+    # Later, the queue gone: the schedule goes on where the burst's turns end...
+    clock.now = 1.0
+    gate.pending = 0
+    assert gate.turn() == pytest.approx(2.0 + 100 * spacing - 1.0)
+    # ...and once they are past, a shed join waits the least a retry is worth.
+    clock.now = 10.0
+    assert gate.turn() == MIN_TURN_S
+
+
+async def test_past_the_horizon_a_shed_join_comes_back_spread_and_is_judged_again() -> None:
+    clock = FakeClock()
+    gate = RequestGate(8, min_pending=10, max_wait_s=1.0, slot_timeout_s=5, clock=clock)
+    gate.pending = int(MIN_RATE_PER_S * MAX_TURN_S) + 1
+    turns = [gate.turn() for _ in range(50)]
+    assert all(MAX_TURN_S / 2 <= t <= MAX_TURN_S for t in turns)
+    assert len(set(turns)) > 1  # spread, not one instant
+    gate.pending = 0  # the swamp cleared: the schedule was not pushed out by those refusals
+    assert gate.turn() == MIN_TURN_S

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -44,9 +43,6 @@ from pairline.store.base import Attached, Effects, Outcome, Reply, Store, order_
 log = structlog.get_logger("pairline.engine")
 
 QUEUE_PUSH_INTERVAL_S = 1.0
-# When a join is shed, the client is told to try again after a random pause in this range (ms):
-# a burst comes back spread out instead of all at once.
-SHED_RETRY_MS = (250, 1500)
 
 
 class Engine:
@@ -181,14 +177,15 @@ class Engine:
 
     def admit(self, message: object) -> None:
         """Raise `Busy` for a `join` while the store is overloaded: a burst past what the store
-        serves at once is refused now, changing nothing, and comes back spread over time,
-        rather than failing after the pool timeout. Work under way is never refused. The
-        gateway asks before anything of the message reaches the store (its heartbeat too)."""
+        serves at once is refused now, changing nothing, and comes back at the turn the store
+        gives it (spread over the time it needs), rather than failing after the pool timeout.
+        Work under way is never refused. The gateway asks before anything of the message
+        reaches the store (its heartbeat too)."""
         if isinstance(message, Join) and self.overloaded:
             metrics.RATE_LIMITED.labels("store").inc()
             raise Busy(
                 "the service is busy; join again in a moment",
-                retry_after_ms=random.randint(*SHED_RETRY_MS),
+                retry_after_ms=self.store.shed_turn_ms(),
             )
 
     async def _transition(self, user_id: str, command: Command, now: int) -> Outcome:

@@ -63,6 +63,11 @@ class Store(Protocol):
         should be turned away with `rate_limited` now rather than fail after the pool timeout.
         Transitions already under way (acks, ends, clocks) are never refused for it."""
 
+    def shed_turn_ms(self) -> int:
+        """How long a join turned away now should wait before it comes back (its
+        `retry_after_ms`): the joins shed in one burst are given turns spread over the time
+        the store needs for them, so that they do not all return into the same swamp."""
+
     async def attach(
         self, user_id: str, display_name: str, node_id: str, new_session_id: str, now: int
     ) -> Attached:

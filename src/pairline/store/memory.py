@@ -145,6 +145,9 @@ class MemoryStore:
     def overloaded(self) -> bool:
         return False  # a transition here never waits: it runs to its end in one go
 
+    def shed_turn_ms(self) -> int:
+        return 0  # (never asked: nothing is shed here)
+
     async def close(self) -> None:
         return None
 

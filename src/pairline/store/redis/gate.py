@@ -4,7 +4,10 @@ Requests wait on a semaphore here, never inside redis-py's blocking pool: that p
 freed connection to its thousandth waiter only after every earlier waiter has taken and given
 back its lock, so a burst of thousands of joins slowed it to a crawl. New work is shed
 (`overloaded`) while the queue ahead of it would take longer than `max_wait_s` at the rate
-requests have been completing.
+requests have been completing, and each shed join is given a turn to come back at (`turn`):
+after the queue ahead drains and after the joins shed before it, spread at the rate the node
+serves joins. (A fixed pause brought every shed join back into the same swamp: one node with
+10,000 users refused 116,512 joins in 30 s and confirmed 12 matches a second.)
 
 (A second lane that kept a few connections for heard and ack hung after a Redis restart, in
 the wiped-Redis fault test, and was taken out: docs/benchmarks.md, "Redis under a burst".)
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -25,6 +29,12 @@ from pairline.errors import StoreUnavailable
 # and further as the measured rate shows what the node and Redis carry.
 MIN_RATE_PER_S = 250.0
 RATE_WINDOW_S = 0.5
+# What a join costs the store in requests: the join, both acks of its match, a heartbeat.
+REQUESTS_PER_JOIN = 4
+# A shed join waits at least this long (a retry sooner would meet the same queue) and at most
+# this long (then it is shed again if the swamp lasts, and gets a new turn).
+MIN_TURN_S = 0.25
+MAX_TURN_S = 30.0
 
 
 class RequestGate:
@@ -46,9 +56,23 @@ class RequestGate:
         self.rate = MIN_RATE_PER_S  # requests completed per second, smoothed
         self._completed = 0
         self._since = clock()
+        self._next_turn = 0.0  # when the next shed join's turn comes (clock time)
 
     def overloaded(self) -> bool:
         return self.pending >= self._min_pending and self.pending >= self.rate * self._max_wait_s
+
+    def turn(self) -> float:
+        """Seconds a join shed now should wait before it comes back: its turn in a schedule
+        that starts once today's queue has drained and admits joins at the rate the node serves
+        them, so that the joins shed in a burst return spread out rather than together."""
+        now = self._clock()
+        start = max(now + self.pending / self.rate, self._next_turn)
+        if start - now > MAX_TURN_S:
+            # Past the schedule's horizon: shed again when it comes back unless the swamp has
+            # cleared by then; spread over the horizon's second half meanwhile.
+            return random.uniform(MAX_TURN_S / 2, MAX_TURN_S)
+        self._next_turn = start + REQUESTS_PER_JOIN / self.rate
+        return max(MIN_TURN_S, start - now)
 
     @contextlib.asynccontextmanager
     async def slot(self, what: str) -> AsyncIterator[None]:

@@ -82,6 +82,9 @@ class RedisStore:
     def overloaded(self) -> bool:
         return self._gate.overloaded()
 
+    def shed_turn_ms(self) -> int:
+        return round(self._gate.turn() * 1000)
+
     async def _run(self, script: str, now: int, *args: str | int) -> tuple[Any, Effects]:
         """Run one transition; raise its refusal, or StoreUnavailable when Redis fails."""
         argv = (self._rules, now, self._id_seed(), *args)
