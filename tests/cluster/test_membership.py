@@ -57,3 +57,24 @@ async def test_a_node_taken_for_dead_while_it_stalled_resyncs_its_clients(
     for node in (a, b, c):
         await node.membership.stop()
     await client.aclose()
+
+
+async def test_a_wiped_redis_makes_each_node_resync_its_clients_once(
+    redis_url: str, redis_prefix: str
+) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    clock = [1_000_000]
+    a, b = (Node(client, redis_prefix, name, clock) for name in ("a", "b"))
+    for node in (a, b):
+        await node.membership.start()
+    # Everything gone: the epoch and the member set alike (a restart without persistence).
+    await client.delete(f"{redis_prefix}:nodes", f"{redis_prefix}:epoch")
+    for _ in range(3):
+        clock[0] += 200
+        await a.membership.beat()
+        await b.membership.beat()
+    assert (a.resyncs, b.resyncs) == (1, 1)  # both signs seen in one beat: one reconnect
+    assert (a.lost, b.lost) == ([], [])
+    for node in (a, b):
+        await node.membership.stop()
+    await client.aclose()

@@ -77,6 +77,7 @@ class NodeMembership:
         """Refresh this node, check the epoch, and take over from dead nodes."""
         now = max(self._clock(), self._last_beat + 1)  # a new score: CH counts it
         self._last_beat = now
+        lost = False
         if not await self.client.zadd(self.nodes_key, {self.node_id: now}, xx=True, ch=True):
             # Gone from the set: another node found this one silent past the node timeout
             # (a stall, a partition) and took its users over, so their resume windows ran out
@@ -84,11 +85,13 @@ class NodeMembership:
             # now: every client reconnects and gets the store's state.
             log.error("node_declared_dead", node=self.node_id)
             await self.client.zadd(self.nodes_key, {self.node_id: now})
-            await self._on_data_lost()
+            lost = True
         epoch = await self._current_epoch()
         if epoch != self._epoch:
             log.error("redis_data_lost", node=self.node_id)
             self._epoch = epoch
+            lost = True
+        if lost:  # once, though a wiped Redis shows both signs: one reconnect per client
             await self._on_data_lost()
         dead = await self.client.zrangebyscore(self.nodes_key, "-inf", now - self.node_timeout_ms)
         for raw in dead:
