@@ -10,6 +10,7 @@ from pairline.store.redis.gate import (
     MIN_TURN_S,
     RATE_WINDOW_S,
     REQUESTS_PER_JOIN,
+    TURN_HEADROOM,
     RequestGate,
 )
 
@@ -49,7 +50,7 @@ async def test_joins_shed_in_a_burst_are_given_turns_spread_at_the_rate_joins_ar
     gate = RequestGate(8, min_pending=10, max_wait_s=1.0, slot_timeout_s=5, clock=clock)
     gate.pending = 500  # two seconds' work ahead at the assumed 250 requests a second
     turns = [gate.turn() for _ in range(100)]
-    spacing = REQUESTS_PER_JOIN / MIN_RATE_PER_S
+    spacing = REQUESTS_PER_JOIN / (MIN_RATE_PER_S * TURN_HEADROOM)
     assert turns[0] == pytest.approx(2.0)
     assert turns == pytest.approx([2.0 + i * spacing for i in range(100)])
 

@@ -31,10 +31,15 @@ MIN_RATE_PER_S = 250.0
 RATE_WINDOW_S = 0.5
 # What a join costs the store in requests: the join, both acks of its match, a heartbeat.
 REQUESTS_PER_JOIN = 4
+# Turns admit joins this many times faster than the measured rate: that rate is only what was
+# asked of the store (a store kept below its capacity by the turns themselves measures low),
+# so admissions must be free to grow until the queue says the store is full again.
+TURN_HEADROOM = 2.0
 # A shed join waits at least this long (a retry sooner would meet the same queue) and at most
-# this long (then it is shed again if the swamp lasts, and gets a new turn).
+# this long: a turn further out was planned with a rate measured early in a burst, so it is
+# judged again then, with what the store has shown it carries since.
 MIN_TURN_S = 0.25
-MAX_TURN_S = 30.0
+MAX_TURN_S = 10.0
 
 
 class RequestGate:
@@ -71,7 +76,7 @@ class RequestGate:
             # Past the schedule's horizon: shed again when it comes back unless the swamp has
             # cleared by then; spread over the horizon's second half meanwhile.
             return random.uniform(MAX_TURN_S / 2, MAX_TURN_S)
-        self._next_turn = start + REQUESTS_PER_JOIN / self.rate
+        self._next_turn = start + REQUESTS_PER_JOIN / (self.rate * TURN_HEADROOM)
         return max(MIN_TURN_S, start - now)
 
     @contextlib.asynccontextmanager
