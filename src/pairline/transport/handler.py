@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections import deque
 
 from pairline import metrics
 from pairline.core.protocol import CloseCode, Hello, decode
@@ -53,7 +52,7 @@ class ConnectionHandler:
         self.phase = Phase.AWAITING_HELLO
         self.gone = False  # the connection itself is closed (phase CLOSED may come first)
         self.session: Session | None = None
-        self._inbox: deque[bytes | str] = deque()
+        self._inbox: list[bytes | str] = []  # (a deque takes ~700 bytes even when empty)
         self._draining = False
         self._task: asyncio.Task[None] | None = None  # held so the loop cannot drop it
         self._hello_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
@@ -91,6 +90,8 @@ class ConnectionHandler:
             self._draining = False
             if self.gone and self.session is not None:
                 await self.gateway.disconnected(self.session, self.conn)
+            if self._task is asyncio.current_task():
+                self._task = None  # done: a finished task kept per idle connection costs memory
         return None if self.gone else self.session
 
     def closed(self) -> None:
@@ -109,7 +110,7 @@ class ConnectionHandler:
     async def _drain(self) -> None:
         try:
             while self._inbox and self.phase is not Phase.CLOSED:
-                data = self._inbox.popleft()
+                data = self._inbox.pop(0)
                 if self.session is None:
                     await self._hello(data)
                 else:
@@ -118,6 +119,8 @@ class ConnectionHandler:
             self._draining = False
             if self.gone and self.session is not None:
                 await self.gateway.disconnected(self.session, self.conn)
+            if self._task is asyncio.current_task():
+                self._task = None  # done: a finished task kept per idle connection costs memory
 
     async def _hello(self, data: bytes | str) -> None:
         try:

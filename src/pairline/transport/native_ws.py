@@ -126,6 +126,9 @@ class NativeWebSocket(asyncio.Protocol):
         else:
             response = self.ws.accept(request)
         self.ws.send_response(response)
+        # The protocol's parser keeps the request for the connection's life: its headers, some
+        # 2 KB per connection, are needed no more.
+        request.headers.clear()
         if response.status_code == 101 and self.gateway is not None and self.flood is not None:
             peer = self.transport.get_extra_info("peername") if self.transport else None
             address = peer[0] if isinstance(peer, tuple) and peer else None

@@ -7,7 +7,7 @@ that reconnects with `resume` gets every message it missed, in order, with the s
 from __future__ import annotations
 
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from typing import Any, Protocol
 
 from pairline import metrics
@@ -69,7 +69,9 @@ class Session:
         self.ping_handle: Any = None
         self.ping_nonce = 0
         self._replay_limit = replay_limit
-        self._outbox: deque[tuple[int, bytes]] = deque()
+        # Lists, not deques: a deque takes ~700 bytes even when empty, and these stay short
+        # (acked messages leave the outbox; `_due` is used only behind a gap).
+        self._outbox: list[tuple[int, bytes]] = []  # consecutive seqs
         self._matched: dict[int, tuple[str, float]] = {}  # seq of an unacked `matched` → its
         # match id and when it was pushed
         self._queued_at: float | None = None  # for the metrics: when the user's wait began
@@ -77,7 +79,7 @@ class Session:
         self._replies: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.order = 0  # the last of the store's events for this user that was pushed
         self._held: dict[int, dict[str, Any]] = {}  # events that arrived ahead of a gap
-        self._due: deque[tuple[int, dict[str, Any]]] = deque()  # replies waiting for events
+        self._due: list[tuple[int, dict[str, Any]]] = []  # replies waiting for events
         self.gap_handle: Any = None
         self.heard_told_at = float("-inf")  # when the store last heard of this user (loop time)
         self.probed = False  # a health check waits for this user's next message
@@ -119,7 +121,7 @@ class Session:
     def _push_due(self) -> None:
         due = self._due
         while due and due[0][0] <= self.order:
-            self.push(due.popleft()[1])
+            self.push(due.pop(0)[1])
 
     def abandon_gap(self) -> None:
         """Give up on a missing event (lost with a dead node). Events that waited behind it are
@@ -139,7 +141,7 @@ class Session:
         data = b'{"seq":%d,' % seq + encode(message)[1:]
         self._outbox.append((seq, data))
         if len(self._outbox) > self._replay_limit:
-            self._outbox.popleft()  # a client this far behind gets a fresh session instead
+            del self._outbox[0]  # a client this far behind gets a fresh session instead
         kind = message["type"]
         if kind in _MARKED:
             self._mark(kind, message, seq)
@@ -169,8 +171,8 @@ class Session:
     def ack(self, upto: int) -> list[str]:
         """Drop every buffered message up to `upto`; return the matches whose `matched` it acks."""
         outbox = self._outbox
-        while outbox and outbox[0][0] <= upto:
-            outbox.popleft()
+        if outbox and outbox[0][0] <= upto:
+            del outbox[: upto - outbox[0][0] + 1]
         if not self._matched:
             return []
         now = time.perf_counter()
