@@ -27,6 +27,7 @@ run mem-2k-massskip  --users 2000 --mass-skip --rounds 3
 run redis1-1k-churn  --users 1000 --redis spawn
 run redis1-5k-slow   --users 5000 --redis spawn $SLOW
 run redis1-10k-slow  --users 10000 --redis spawn $SLOW
+run redis1-10k-burst --users 10000 --redis spawn --burst --duration 60
 run redis2-1k-churn  --users 1000 --redis spawn --nodes 2
 run redis2-5k-slow   --users 5000 --redis spawn --nodes 2 $SLOW
 run redis2-10k-slow  --users 10000 --redis spawn --nodes 2 $SLOW
