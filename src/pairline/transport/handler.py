@@ -90,8 +90,6 @@ class ConnectionHandler:
             self._draining = False
             if self.gone and self.session is not None:
                 await self.gateway.disconnected(self.session, self.conn)
-            if self._task is asyncio.current_task():
-                self._task = None  # done: a finished task kept per idle connection costs memory
         return None if self.gone else self.session
 
     def closed(self) -> None:

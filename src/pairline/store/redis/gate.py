@@ -68,7 +68,7 @@ class RequestGate:
 
     def turn(self) -> float:
         """Seconds a join shed now should wait before it comes back: its turn in a schedule
-        that starts once today's queue has drained and admits joins at the rate the node serves
+        that starts once the queue ahead has drained and admits joins at the rate the node serves
         them, so that the joins shed in a burst return spread out rather than together."""
         now = self._clock()
         start = max(now + self.pending / self.rate, self._next_turn)
