@@ -10,6 +10,7 @@ that must be zero (violations, partners never told) are the maximum over the run
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import sys
 from collections import defaultdict
@@ -21,10 +22,13 @@ Report = dict[str, Any]
 
 
 def load(folder: Path) -> dict[str, list[Report]]:
+    """Each row's reports, the rows in tables.sh's order."""
     rows: dict[str, list[Report]] = defaultdict(list)
     for path in sorted(folder.glob("*.json")):
         rows[path.name.split(".")[0]].append(json.loads(path.read_text()))
-    return rows
+    script = (Path(__file__).parent / "tables.sh").read_text()
+    order = re.findall(r"^run (\S+)", script, flags=re.MULTILINE)
+    return dict(sorted(rows.items(), key=lambda row: order.index(row[0])))
 
 
 def dig(report: Report, path: str) -> Any:
