@@ -146,8 +146,9 @@ def mass_skip_table(rows: dict[str, list[Report]]) -> list[str]:
             fmt(median(runs, f"skip_to_partner_left_ms.{p}")) for p in ("p50", "p90", "p99", "max")
         )
         per_skip = statistics.median([c for r in runs for c in round_cpu(r)] or [0])
+        nodes = store_of(name)[1]
         out.append(
-            f"| `{name}` ({store_of(name)[1]} node(s)) | {len(runs)} "
+            f"| `{name}` ({nodes} node{'s' if nodes != '1' else ''}) | {len(runs)} "
             f"| {fmt(median(runs, 'skip_to_partner_left_ms.n'))} | {lefts} "
             f"| {max(total(runs, 'partner_left_missing'))} | {fmt(per_skip)} "
             f"| {max(total(runs, 'violations'))} |"
