@@ -14,7 +14,7 @@ import re
 import statistics
 import sys
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,95 +71,100 @@ def pair(runs: Sequence[Report], path: str, a: str = "p50", b: str = "p99") -> s
     return f"{fmt(median(runs, f'{path}.{a}'), 1)} / {fmt(median(runs, f'{path}.{b}'), 1)}"
 
 
-def store_of(name: str) -> tuple[str, str]:
-    return ("memory", "1") if name.startswith("mem") else ("Redis", name[5])
+Runs = Sequence[Report]
+# A column: its heading, and its cell from the row's name and runs.
+Column = tuple[str, Callable[[str, Runs], str]]
 
 
-def churn_table(rows: dict[str, list[Report]]) -> list[str]:
-    out = [
-        "| run | store | nodes | runs | matches/s | 2nd join → confirmed p50 / p99 ms "
-        "| skip → partner_left p50 / p99 ms | server CPU µs / match | µs / skip "
-        "| Redis CPU µs / match | dropped | violations |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+def table(
+    rows: dict[str, list[Report]], include: Callable[[str, Runs], bool], columns: Sequence[Column]
+) -> list[str]:
+    """The rows `include` picks, as a markdown table."""
+    out = ["| " + " | ".join(h for h, _ in columns) + " |", "|" + "---|" * len(columns)]
     for name, runs in rows.items():
-        if dig(runs[0], "confirmed_matches_per_s") is None:
-            continue
-        store, nodes = store_of(name)
-        out.append(
-            f"| `{name}` | {store} | {nodes} | {len(runs)} "
-            f"| {fmt(median(runs, 'confirmed_matches_per_s'))} "
-            f"| {pair(runs, 'second_join_to_confirmed_ms')} "
-            f"| {pair(runs, 'skip_to_partner_left_ms')} "
-            f"| {fmt(median(runs, 'server_cpu_us_per.match'))} "
-            f"| {fmt(median(runs, 'server_cpu_us_per.skip'))} "
-            f"| {fmt(median(runs, 'redis_cpu_us_per.match'))} "
-            f"| {spread(total(runs, 'dropped'))} | {max(total(runs, 'violations'))} |"
-        )
+        if include(name, runs):
+            out.append("| " + " | ".join(cell(name, runs) for _, cell in columns) + " |")
     return out
 
 
-def burst_table(rows: dict[str, list[Report]]) -> list[str]:
-    out = [
-        "| burst / idle | store | nodes | runs | all confirmed after s "
-        "| join → confirmed p50 / p99 ms | never confirmed | joins shed | dropped "
-        "| server CPU µs / match | KB per idle connection | violations |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, runs in rows.items():
-        if "burst" not in name and "idle" not in name:
-            continue
-        store, nodes = store_of(name)
-        out.append(
-            f"| `{name}` | {store} | {nodes} | {len(runs)} "
-            f"| {fmt(median(runs, 'all_confirmed_after_s'), 2)} "
-            f"| {pair(runs, 'join_to_confirmed_ms')} "
-            f"| {spread(total(runs, 'never_confirmed'))} "
-            f"| {spread(total(runs, 'errors'))} | {spread(total(runs, 'dropped'))} "
-            f"| {fmt(median(runs, 'server_cpu_us_per.match'))} "
-            f"| {fmt(median(runs, 'server_kb_per_idle_conn'), 1)} "
-            f"| {max(total(runs, 'violations'))} |"
-        )
-    return out
+def nodes_of(name: str) -> str:
+    return "1" if name.startswith("mem") else name[5]
 
 
-def round_cpu(report: Report) -> list[float]:
-    """Server CPU per skip of each round of a mass skip."""
-    return [
+def per_skip(runs: Runs) -> str:
+    """Server CPU per skip over every round of a mass skip (the re-pairing included)."""
+    rounds = [
         v["server_cpu_us_per_skip"]
-        for k, v in report.items()
+        for r in runs
+        for k, v in r.items()
         if k.startswith("round_") and v.get("server_cpu_us_per_skip") is not None
     ]
+    return fmt(statistics.median(rounds) if rounds else None)
 
 
-def mass_skip_table(rows: dict[str, list[Report]]) -> list[str]:
-    out = [
-        "| mass skip (rounds of 1,000 pairs skipping at one instant) | runs | skips "
-        "| skip → partner_left p50 / p90 / p99 / max ms | partners never told "
-        "| server CPU µs / skip (re-pairing included) | violations |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, runs in rows.items():
-        if "massskip" not in name:
-            continue
-        lefts = " / ".join(
+def med(path: str, digits: int = 0) -> Callable[[str, Runs], str]:
+    return lambda _, runs: fmt(median(runs, path), digits)
+
+
+def counts(path: str) -> Callable[[str, Runs], str]:
+    return lambda _, runs: spread(total(runs, path))
+
+
+def worst(path: str) -> Callable[[str, Runs], str]:
+    return lambda _, runs: str(max(total(runs, path)))
+
+
+LEAD: list[Column] = [
+    ("run", lambda name, _: f"`{name}`"),
+    ("store", lambda name, _: "memory" if name.startswith("mem") else "Redis"),
+    ("nodes", lambda name, _: nodes_of(name)),
+    ("runs", lambda _, runs: str(len(runs))),
+]
+CHURN: list[Column] = [
+    *LEAD,
+    ("matches/s", med("confirmed_matches_per_s")),
+    ("2nd join → confirmed p50 / p99 ms", lambda _, r: pair(r, "second_join_to_confirmed_ms")),
+    ("skip → partner_left p50 / p99 ms", lambda _, r: pair(r, "skip_to_partner_left_ms")),
+    ("server CPU µs / match", med("server_cpu_us_per.match")),
+    ("µs / skip", med("server_cpu_us_per.skip")),
+    ("Redis CPU µs / match", med("redis_cpu_us_per.match")),
+    ("dropped", counts("dropped")),
+    ("violations", worst("violations")),
+]
+BURST: list[Column] = [
+    *LEAD,
+    ("all confirmed after s", med("all_confirmed_after_s", 2)),
+    ("join → confirmed p50 / p99 ms", lambda _, r: pair(r, "join_to_confirmed_ms")),
+    ("never confirmed", counts("never_confirmed")),
+    ("joins shed", counts("errors")),
+    ("dropped", counts("dropped")),
+    ("server CPU µs / match", med("server_cpu_us_per.match")),
+    ("KB per idle connection", med("server_kb_per_idle_conn", 1)),
+    ("violations", worst("violations")),
+]
+MASS_SKIP: list[Column] = [
+    *LEAD,
+    ("skips", med("skip_to_partner_left_ms.n")),
+    (
+        "skip → partner_left p50 / p90 / p99 / max ms",
+        lambda _, runs: " / ".join(
             fmt(median(runs, f"skip_to_partner_left_ms.{p}")) for p in ("p50", "p90", "p99", "max")
-        )
-        per_skip = statistics.median([c for r in runs for c in round_cpu(r)] or [0])
-        nodes = store_of(name)[1]
-        out.append(
-            f"| `{name}` ({nodes} node{'s' if nodes != '1' else ''}) | {len(runs)} "
-            f"| {fmt(median(runs, 'skip_to_partner_left_ms.n'))} | {lefts} "
-            f"| {max(total(runs, 'partner_left_missing'))} | {fmt(per_skip)} "
-            f"| {max(total(runs, 'violations'))} |"
-        )
-    return out
+        ),
+    ),
+    ("partners never told", worst("partner_left_missing")),
+    ("server CPU µs / skip (re-pairing included)", lambda _, runs: per_skip(runs)),
+    ("violations", worst("violations")),
+]
 
 
 def main(argv: Sequence[str]) -> None:
     rows = load(Path(argv[1] if len(argv) > 1 else "bench-results"))
-    for table in (churn_table(rows), burst_table(rows), mass_skip_table(rows)):
-        print("\n".join(table), end="\n\n")
+    for lines in (
+        table(rows, lambda _, runs: dig(runs[0], "confirmed_matches_per_s") is not None, CHURN),
+        table(rows, lambda name, _: "burst" in name or "idle" in name, BURST),
+        table(rows, lambda name, _: "massskip" in name, MASS_SKIP),
+    ):
+        print("\n".join(lines), end="\n\n")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ serves joins. (A fixed pause brought every shed join back into the same swamp: o
 10,000 users refused 116,512 joins in 30 s and confirmed 12 matches a second.)
 
 (A second lane that kept a few connections for heard and ack hung after a Redis restart, in
-the wiped-Redis fault test, and was taken out: docs/benchmarks.md, "Redis under a burst".)
+the wiped-Redis fault test, and was taken out: docs/benchmarks.md, "How Redis got here".)
 """
 
 from __future__ import annotations
