@@ -103,7 +103,11 @@ class Runtime:
             cluster,
         )
         if cluster is not None:
-            cluster.bind(on_node_lost=engine.node_lost, on_resync=gateway.resync)
+            cluster.bind(
+                on_handed_off=engine.carry_out_handed_off,
+                on_node_lost=engine.node_lost,
+                on_resync=gateway.resync,
+            )
             bus = cluster.bus
             gateway.ready = lambda: bus.listening
         runtime._watch_livekit_rooms()

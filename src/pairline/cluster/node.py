@@ -9,6 +9,8 @@ import redis.asyncio as aioredis
 from pairline.cluster.bus import NodeBus
 from pairline.cluster.delivery import ClusterDelivery
 from pairline.cluster.membership import NodeMembership
+from pairline.store.base import Effects
+from pairline.store.redis import codec
 from pairline.transport.registry import SessionRegistry
 
 
@@ -25,6 +27,7 @@ class ClusterNode:
         registry: SessionRegistry,
     ) -> None:
         # The engine and gateway are built after the delivery they need: `bind` closes the loop.
+        self._on_handed_off: Callable[[Effects], None] | None = None
         self._on_node_lost: Callable[[str], Awaitable[None]] | None = None
         self._on_resync: Callable[[], Awaitable[None]] | None = None
         self.delivery = ClusterDelivery(node_id, registry)
@@ -32,10 +35,9 @@ class ClusterNode:
             client,
             prefix=prefix,
             node_id=node_id,
-            on_message=self.delivery.receive,
+            on_message=self._handed_off,
             on_gap=self._resync,
         )
-        self.delivery.bus = self.bus
         self.membership = NodeMembership(
             client,
             nodes_key=f"{prefix}:nodes",
@@ -49,11 +51,17 @@ class ClusterNode:
     def bind(
         self,
         *,
+        on_handed_off: Callable[[Effects], None],
         on_node_lost: Callable[[str], Awaitable[None]],
         on_resync: Callable[[], Awaitable[None]],
     ) -> None:
+        self._on_handed_off = on_handed_off
         self._on_node_lost = on_node_lost
         self._on_resync = on_resync
+
+    def _handed_off(self, payload: bytes) -> None:
+        assert self._on_handed_off is not None
+        self._on_handed_off(codec.handed_off(payload))
 
     async def _node_lost(self, node_id: str) -> None:
         assert self._on_node_lost is not None

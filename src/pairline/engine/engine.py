@@ -322,13 +322,38 @@ class Engine:
         )
 
     def _confirm(self, effect: fx.Confirmed) -> None:
+        self._tell_confirmed(effect)
+        metrics.CONFIRMED.inc()
+        log.info("match_confirmed", **match_fields(effect.match))
+
+    def _tell_confirmed(self, effect: fx.Confirmed) -> None:
         match = effect.match
         for user_id, node_id, order in zip(match.users, effect.nodes, effect.orders, strict=True):
             media = self.media.describe(match.match_id, match.users, user_id)
             message = {"type": "match_confirmed", "match_id": match.match_id, "media": media}
             self.delivery.send(node_id, user_id, message, order)
-        metrics.CONFIRMED.inc()
-        log.info("match_confirmed", **match_fields(match))
+
+    def carry_out_handed_off(self, effects: Effects) -> None:
+        """What another node's transition had for this node's users (lib.lua's hand-off): only
+        their delivery is this node's part; the deciding node records, counts and logs."""
+        for effect in effects:
+            if isinstance(effect, fx.Send):
+                self.delivery.send(effect.node_id, effect.user_id, effect.message, effect.order)
+            elif isinstance(effect, fx.Probe):
+                self.delivery.probe(effect.node_id, effect.user_id)
+            elif isinstance(effect, fx.EndSession):
+                self._told.pop(effect.user_id, None)
+                self.delivery.end_session(
+                    effect.node_id, effect.user_id, effect.session_id, effect.close_code
+                )
+            elif isinstance(effect, fx.Confirmed):
+                # The room exists before this node's user hears of it, as on the deciding
+                # node (making it twice is harmless: the second finds it made).
+                self._spawn(self._confirm_handed_off(effect))
+
+    async def _confirm_handed_off(self, effect: fx.Confirmed) -> None:
+        await self._prepare_media([effect])
+        self._tell_confirmed(effect)
 
     def _call_ended(self, effect: fx.CallEnded) -> None:
         match = effect.match

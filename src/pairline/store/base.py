@@ -215,6 +215,7 @@ def open_store(settings: Settings, rules: Rules) -> Store:
             client,
             rules,
             prefix=settings.redis_prefix,
+            node_id=settings.node_id,
             min_pending=settings.redis_max_pending,
             max_wait_s=settings.redis_max_wait_ms / 1000,
         )

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 from pairline.core import effects as fx
 from pairline.core.model import Match, MatchPhase
 from pairline.core.protocol import CloseCode
@@ -66,6 +68,34 @@ def outcome(raw: Any) -> tuple[Any, Effects]:
 def effect(raw: list[Any]) -> fx.Effect:
     tag, *fields = raw
     return _EFFECTS[tag](*fields)
+
+
+def handed_off(payload: bytes) -> Effects:
+    """A hand-off (lib.lua): the effects another node's transition had for this node's users.
+
+    It comes as msgpack rather than as a script reply, so its values are made what Redis
+    makes of a reply's first (false → None, true → 1, a number → an integer) before they are
+    read as the script's effects are."""
+    effects: Effects = []
+    for raw in _as_reply(msgspec.msgpack.decode(payload)):
+        if raw[0] == "relay":  # a chat or signal: the message as its sender's node built it
+            _, user_id, node_id, order, message = raw
+            effects.append(fx.Send(user_id, node_id, msgspec.json.decode(message), order))
+        else:
+            effects.append(effect(raw))
+    return effects
+
+
+def _as_reply(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_as_reply(item) for item in value]
+    if value is False:
+        return None
+    if value is True:
+        return 1
+    if isinstance(value, float):
+        return int(value)  # Redis cuts a Lua number to an integer, towards zero
+    return value
 
 
 def queue_reply(raw: list[Any]) -> Reply:

@@ -103,6 +103,13 @@ class PartitionKeys:
         return self.key("node", node_id)
 
 
+def node_channel(prefix: str, node_id: str = "") -> str:
+    """The pub/sub channel on which a node hears what other nodes' transitions have for its
+    users (a channel, not a key: outside every partition); without `node_id`, the prefix
+    every node's channel shares."""
+    return f"{prefix}:node:{node_id}"
+
+
 def lua_key_table() -> str:
     """`SUFFIXES` as the Lua table `KEY`, which the loader puts before every script."""
     entries = ", ".join(f'{name} = "{suffix}"' for name, suffix in SUFFIXES.items())

@@ -62,7 +62,7 @@ class ScriptRunner:
         self._client = client
         self._shas: dict[str, str] = {}
 
-    async def run(self, name: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+    async def run(self, name: str, keys: Sequence[str], args: Sequence[str | int | bytes]) -> Any:
         sha = self._shas.get(name) or await self._load(name)
         try:
             return await self._client.evalsha(sha, len(keys), *keys, *args)

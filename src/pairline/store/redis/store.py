@@ -15,6 +15,7 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
+import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -26,7 +27,7 @@ from pairline.store.base import Attached, Effects, Outcome, StateView
 from pairline.store.memory import random_suffix
 from pairline.store.redis import codec
 from pairline.store.redis.gate import RequestGate
-from pairline.store.redis.keys import PartitionKeys
+from pairline.store.redis.keys import PartitionKeys, node_channel
 from pairline.store.redis.loader import ScriptRunner
 
 _T = TypeVar("_T")
@@ -35,6 +36,8 @@ _T = TypeVar("_T")
 MAX_SLOTS = 256
 # A media room's last change matters while its call lasts; the key outlives any call.
 MEDIA_CHANGE_TTL_MS = 24 * 3600 * 1000
+
+_json = msgspec.json.Encoder().encode
 
 
 class RedisStore:
@@ -47,6 +50,7 @@ class RedisStore:
         *,
         prefix: str = "pairline",
         partition: str = "main",
+        node_id: str = "",
         id_suffix: Callable[[], str] = random_suffix,
         expire_batch: int = 100,
         sweep_batch: int = 500,
@@ -60,6 +64,9 @@ class RedisStore:
         self._scripts = ScriptRunner(client)
         self.keys = PartitionKeys(prefix, partition)
         self._rules = json.dumps(dataclasses.asdict(rules))
+        # Who runs the transitions, and where they hand other nodes' users their effects (the
+        # hand-off in lib.lua); no node id: no node listens (the store used on its own).
+        self._node = (node_channel(prefix) if node_id else "", node_id)
         # Called once per transition: its value seeds the ids of the matches that transition
         # makes ("" keeps them plain `m_<n>`, as MemoryStore's ids with the same suffix).
         self._id_seed = id_suffix
@@ -85,9 +92,9 @@ class RedisStore:
     def shed_turn_ms(self) -> int:
         return round(self._gate.turn() * 1000)
 
-    async def _run(self, script: str, now: int, *args: str | int) -> tuple[Any, Effects]:
+    async def _run(self, script: str, now: int, *args: str | int | bytes) -> tuple[Any, Effects]:
         """Run one transition; raise its refusal, or StoreUnavailable when Redis fails."""
-        argv = (self._rules, now, self._id_seed(), *args)
+        argv = (self._rules, now, self._id_seed(), *self._node, *args)
         async with self._gate.slot(script):
             raw = await self._scripts.run(script, (self.keys.base,), argv)
         return codec.outcome(raw)
@@ -153,13 +160,13 @@ class RedisStore:
     async def relay(
         self, user_id: str, match_id: str, message: dict[str, Any], now: int
     ) -> Effects:
-        # Only the right to pass it on is the store's: the message itself never goes to Redis.
+        # The right to pass it on is the store's; the message goes along only to be handed to
+        # the partner's node, should that be another.
+        stamped = {**message, "match_id": match_id, "ts": now}
         (partner_id, node_id, order), _ = await self._run(
-            "relay", now, user_id, match_id, message["type"]
+            "relay", now, user_id, match_id, message["type"], _json(stamped)
         )
-        message["match_id"] = match_id
-        message["ts"] = now
-        return [fx.Send(partner_id, node_id, message, order)]
+        return [fx.Send(partner_id, node_id, stamped, order)]
 
     async def media_lost(self, user_id: str, match_id: str, now: int) -> Effects:
         return (await self._run("media_lost", now, user_id, match_id))[1]

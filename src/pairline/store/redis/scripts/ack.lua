@@ -1,8 +1,8 @@
 -- ack: the user acked its `matched`; the second ack confirms the match. Matchmaker.ack.
--- KEYS[1] partition prefix; ARGV[1] rules, ARGV[2] now, ARGV[3] match id seed (see lib.lua)
--- ARGV[4] user id, ARGV[5] match id
+-- KEYS[1] partition prefix; ARGV[1…5] see lib.lua
+-- ARGV[6] user id, ARGV[7] match id
 -- Reply: {}
-local uid, mid = ARGV[4], ARGV[5]
+local uid, mid = ARGV[6], ARGV[7]
 return run(function()
   local m = load_match(mid)
   if m == nil or m.phase ~= "proposed" or (uid ~= m.a and uid ~= m.b) then

@@ -1,10 +1,10 @@
 -- attach: a hello continues the user's session (back online) or opens a new one.
 -- Matchmaker.attach.
--- KEYS[1] partition prefix; ARGV[1] rules, ARGV[2] now, ARGV[3] match id seed (see lib.lua)
--- ARGV[4] user id, ARGV[5] display name, ARGV[6] node id, ARGV[7] session id if it is new
+-- KEYS[1] partition prefix; ARGV[1…5] see lib.lua
+-- ARGV[6] user id, ARGV[7] display name, ARGV[8] node id, ARGV[9] session id if it is new
 -- Reply: {session id, 1 if new else 0, the user's event order after it}; refused with `banned`
 -- while the user is banned
-local uid, name, node, new_session = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local uid, name, node, new_session = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 return run(function()
   refuse_if_banned(uid)
   local u = load_user(uid)

@@ -1,7 +1,7 @@
 -- heard: the users sent something; each is alive, and may answer a pending health check.
 -- Matchmaker.heard, for each user in turn (one node's pongs and probe answers, batched).
--- KEYS[1] partition prefix; ARGV[1] rules, ARGV[2] now, ARGV[3] match id seed (see lib.lua)
--- ARGV[4…] user ids
+-- KEYS[1] partition prefix; ARGV[1…5] see lib.lua
+-- ARGV[6…] user ids
 -- Reply: {}
 local function heard(uid)
   local u = load_user(uid)
@@ -31,7 +31,7 @@ local function heard(uid)
 end
 
 return run(function()
-  for i = 4, #ARGV do
+  for i = 6, #ARGV do
     heard(ARGV[i])
   end
   return done()

@@ -1,8 +1,8 @@
 -- leave: queued → idle, or cancel the user's proposal. Matchmaker.leave.
--- KEYS[1] partition prefix; ARGV[1] rules, ARGV[2] now, ARGV[3] match id seed (see lib.lua)
--- ARGV[4] user id
+-- KEYS[1] partition prefix; ARGV[1…5] see lib.lua
+-- ARGV[6] user id
 -- Reply: {the user's event order, {}}
-local uid = ARGV[4]
+local uid = ARGV[6]
 return run(function()
   local u = user_or_refuse(uid)
   if u.status == "queued" then

@@ -8,7 +8,9 @@
 --   ARGV[1]  the rules (pairline.core.rules.Rules) as JSON
 --   ARGV[2]  now, epoch ms (never Redis TIME: the caller's clock decides)
 --   ARGV[3]  seed of new match ids: "" → "m_<n>", else "m_<n>_<8 hex of sha1(seed:n)>"
---   ARGV[4…] the script's own
+--   ARGV[4]  the nodes' hand-off channel prefix ("<prefix>:node:"; "" when none listen)
+--   ARGV[5]  the calling node's id
+--   ARGV[6…] the script's own
 --
 -- Every script returns {"ok", reply, effects} or, refusing having written nothing,
 -- {"err", code, message, retry_after_ms or false}. codec.py turns both into Python.
@@ -19,6 +21,7 @@ local P = KEYS[1]
 local RULES = cjson.decode(ARGV[1])
 local NOW = tonumber(ARGV[2])
 local ID_SEED = ARGV[3]
+local HANDOFF, CALLER = ARGV[4], ARGV[5]
 local TICKS_PER_MS = 1000
 local STALE_CLOSE = 4408  -- CloseCode.STALE
 local REPLACED_CLOSE = 4409  -- CloseCode.REPLACED
@@ -62,11 +65,49 @@ end
 -- the users in the order their records first changed.
 local CHANGED_SKIPS, CHANGED_ORDER = {}, {}
 
+-- The hand-off: what a transition has for users connected to other nodes is published to
+-- those nodes' channels by the transition itself, atomically with its writes, so that a node
+-- that dies right after a transition cannot leave them untold (cluster/bus.py). The caller
+-- carries out everything else, its own users' messages included.
+local HANDED, HANDED_NODES = {}, {}  -- node → items, in effect order; nodes in first-use order
+
+local function hand_off(node, item)
+  if HANDOFF == "" or type(node) ~= "string" or node == "" or node == CALLER then
+    return
+  end
+  local items = HANDED[node]
+  if items == nil then
+    items = {}
+    HANDED[node] = items
+    HANDED_NODES[#HANDED_NODES + 1] = node
+  end
+  items[#items + 1] = item
+end
+
+-- Where each effect that reaches a user goes: the index of its node field (two for a match).
+local NODE_FIELDS = {send = {3}, probe = {3}, end_session = {3}, confirmed = {3, 4}}
+
+local function hand_off_effects()
+  for _, e in ipairs(FX) do
+    local fields = NODE_FIELDS[e[1]]
+    if fields ~= nil then
+      hand_off(e[fields[1]], e)
+      if fields[2] ~= nil and e[fields[2]] ~= e[fields[1]] then
+        hand_off(e[fields[2]], e)
+      end
+    end
+  end
+  for _, node in ipairs(HANDED_NODES) do  -- msgpack keeps every number exact (codec.py)
+    redis.call("PUBLISH", HANDOFF .. node, cmsgpack.pack(HANDED[node]))
+  end
+end
+
 local function done(reply)
   for _, uid in ipairs(CHANGED_ORDER) do  -- Matchmaker._penalties_changed: after all the rest
     local r = CHANGED_SKIPS[uid]
     emit({"skip_penalty", uid, r.times, r.level, r.until_at})
   end
+  hand_off_effects()
   return {"ok", reply or {}, FX}
 end
 

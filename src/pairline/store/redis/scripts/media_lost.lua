@@ -1,9 +1,9 @@
 -- media_lost: the user's media link failed; health-check the partner now.
 -- Matchmaker.media_lost.
--- KEYS[1] partition prefix; ARGV[1] rules, ARGV[2] now, ARGV[3] match id seed (see lib.lua)
--- ARGV[4] user id, ARGV[5] match id
+-- KEYS[1] partition prefix; ARGV[1…5] see lib.lua
+-- ARGV[6] user id, ARGV[7] match id
 -- Reply: {}
-local uid, mid = ARGV[4], ARGV[5]
+local uid, mid = ARGV[6], ARGV[7]
 return run(function()
   local u = user_or_refuse(uid)
   local m = current_call(u, mid, "media_lost")

@@ -1,12 +1,15 @@
 -- relay: `chat` or `signal` may pass to the partner only within the call; the caller builds
 -- the message (signal data stays as the client sent it). Matchmaker.relay.
--- KEYS[1] partition prefix; ARGV[1] rules, ARGV[2] now, ARGV[3] match id seed (see lib.lua)
--- ARGV[4] user id, ARGV[5] match id, ARGV[6] message type
+-- KEYS[1] partition prefix; ARGV[1…5] see lib.lua
+-- ARGV[6] user id, ARGV[7] match id, ARGV[8] message type, ARGV[9] the message (JSON), which
+-- is handed to the partner's node if that is another (see lib.lua's hand-off)
 -- Reply: {partner id, partner's node id, the message's event order for the partner}
-local uid, mid, kind = ARGV[4], ARGV[5], ARGV[6]
+local uid, mid, kind, message = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 return run(function()
   local u = user_or_refuse(uid)
   local m = current_call(u, mid, kind)
   local partner = load_user(partner_of(m, uid))
-  return done({partner.id, partner.node, next_order(partner)})
+  local order = next_order(partner)
+  hand_off(partner.node, {"relay", partner.id, partner.node, order, message})
+  return done({partner.id, partner.node, order})
 end)

@@ -1,9 +1,9 @@
 -- skip: end the call; both re-queued, the partner first (the skipper unless its cool-down
 -- starts). Matchmaker.skip.
--- KEYS[1] partition prefix; ARGV[1] rules, ARGV[2] now, ARGV[3] match id seed (see lib.lua)
--- ARGV[4] user id, ARGV[5] match id
+-- KEYS[1] partition prefix; ARGV[1…5] see lib.lua
+-- ARGV[6] user id, ARGV[7] match id
 -- Reply: {the user's event order, queue_reply {requeued, position, eta_ms, cooldown_ms}}
-local uid, mid = ARGV[4], ARGV[5]
+local uid, mid = ARGV[6], ARGV[7]
 return run(function()
   local u = user_or_refuse(uid)
   local m = call_for(u, mid, "skip")

@@ -1,10 +1,10 @@
 -- snapshot: the user's full state (protocol.md §4), without media. Matchmaker.snapshot.
 -- Reads only.
--- KEYS[1] partition prefix; ARGV[1] rules, ARGV[2] now, ARGV[3] match id seed (see lib.lua)
--- ARGV[4] user id
+-- KEYS[1] partition prefix; ARGV[1…5] see lib.lua
+-- ARGV[6] user id
 -- Reply: {status, position, eta_ms, match, cooldown_ms, match users}, where match is
 -- {match id, partner id, partner name, common interests} and match users {a, b} (or false)
-local uid = ARGV[4]
+local uid = ARGV[6]
 return run(function()
   local cooling = cooling_ms(uid)
   if cooling == 0 then
