@@ -1,5 +1,5 @@
-"""A channel per node over Redis pub/sub: how a node hears what other nodes' transitions have
-for its users.
+"""A channel per node over Redis sharded pub/sub: how a node hears what other nodes'
+transitions have for its users.
 
 Nothing on a node publishes: each transition hands its effects for other nodes' users to their
 channels itself, in the same Lua script as its writes (lib.lua's hand-off), so a node that dies
@@ -17,8 +17,6 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
-from pairline.store.redis.keys import node_channel
-
 log = structlog.get_logger("pairline.bus")
 
 BACKOFF_S = (0.1, 0.25, 0.5, 1.0, 2.0)
@@ -32,13 +30,13 @@ class NodeBus:
         self,
         client: aioredis.Redis,
         *,
-        prefix: str,
+        channel: str,
         node_id: str,
         on_message: Handler,
         on_gap: Callable[[], Awaitable[None]],
     ) -> None:
         self.client = client
-        self.channel = node_channel(prefix, node_id)
+        self.channel = channel
         self.node_id = node_id
         self._on_message = on_message
         self._on_gap = on_gap
@@ -64,7 +62,7 @@ class NodeBus:
         while True:
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self.channel)
+                await pubsub.ssubscribe(self.channel)
                 if not first:
                     log.warning("bus_reconnected", node=self.node_id)
                     await self._on_gap()
@@ -73,7 +71,7 @@ class NodeBus:
                 first = False
                 attempt = 0
                 async for raw in pubsub.listen():
-                    if raw.get("type") == "message":
+                    if raw.get("type") == "smessage":
                         self._dispatch(raw["data"])
             except (RedisError, OSError) as exc:
                 self.listening = False

@@ -11,6 +11,7 @@ from pairline.cluster.delivery import ClusterDelivery
 from pairline.cluster.membership import NodeMembership
 from pairline.store.base import Effects
 from pairline.store.redis import codec
+from pairline.store.redis.keys import PartitionKeys
 from pairline.transport.registry import SessionRegistry
 
 
@@ -33,7 +34,7 @@ class ClusterNode:
         self.delivery = ClusterDelivery(node_id, registry)
         self.bus = NodeBus(
             client,
-            prefix=prefix,
+            channel=PartitionKeys(prefix).handoff(node_id),
             node_id=node_id,
             on_message=self._handed_off,
             on_gap=self._resync,

@@ -24,6 +24,7 @@ each transition's script touches a single slot.
 | `media_changed:<match id>` | STRING | when someone last joined or left the call's room (expires) |
 | `population` | HASH | users with a session by status (idle, queued, proposed, in_call) |
 | `duty:<name>` | STRING | held by the node running a periodic job this period (expires) |
+| `handoff:<node id>` | channel | sharded pub/sub: what transitions have for that node's users |
 
 Why scripts build key names themselves: Redis Cluster needs a script's keys declared, but a
 transition cannot know in advance which users' and matches' keys it will touch (pairing scans the
@@ -57,6 +58,7 @@ SUFFIXES: Final[dict[str, str]] = {
     "media_changed": "media_changed:",
     "duty": "duty:",
     "population": "population",
+    "handoff": "handoff:",  # a channel, not a key: SPUBLISH'd by scripts in the same slot
 }
 
 
@@ -102,12 +104,10 @@ class PartitionKeys:
     def node(self, node_id: str) -> str:
         return self.key("node", node_id)
 
-
-def node_channel(prefix: str, node_id: str = "") -> str:
-    """The pub/sub channel on which a node hears what other nodes' transitions have for its
-    users (a channel, not a key: outside every partition); without `node_id`, the prefix
-    every node's channel shares."""
-    return f"{prefix}:node:{node_id}"
+    def handoff(self, node_id: str) -> str:
+        """The sharded pub/sub channel on which a node hears what transitions have for its
+        users (lib.lua's hand-off): in the partition's slot, so a script may SPUBLISH to it."""
+        return self.key("handoff", node_id)
 
 
 def lua_key_table() -> str:

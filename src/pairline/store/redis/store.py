@@ -27,7 +27,7 @@ from pairline.store.base import Attached, Effects, Outcome, StateView
 from pairline.store.memory import random_suffix
 from pairline.store.redis import codec
 from pairline.store.redis.gate import RequestGate
-from pairline.store.redis.keys import PartitionKeys, node_channel
+from pairline.store.redis.keys import PartitionKeys
 from pairline.store.redis.loader import ScriptRunner
 
 _T = TypeVar("_T")
@@ -64,9 +64,9 @@ class RedisStore:
         self._scripts = ScriptRunner(client)
         self.keys = PartitionKeys(prefix, partition)
         self._rules = json.dumps(dataclasses.asdict(rules))
-        # Who runs the transitions, and where they hand other nodes' users their effects (the
-        # hand-off in lib.lua); no node id: no node listens (the store used on its own).
-        self._node = (node_channel(prefix) if node_id else "", node_id)
+        # The node running the transitions: they hand what they have for other nodes' users
+        # to those nodes (lib.lua); "": no node listens (the store used on its own).
+        self._node_id = node_id
         # Called once per transition: its value seeds the ids of the matches that transition
         # makes ("" keeps them plain `m_<n>`, as MemoryStore's ids with the same suffix).
         self._id_seed = id_suffix
@@ -94,7 +94,7 @@ class RedisStore:
 
     async def _run(self, script: str, now: int, *args: str | int | bytes) -> tuple[Any, Effects]:
         """Run one transition; raise its refusal, or StoreUnavailable when Redis fails."""
-        argv = (self._rules, now, self._id_seed(), *self._node, *args)
+        argv = (self._rules, now, self._id_seed(), self._node_id, *args)
         async with self._gate.slot(script):
             raw = await self._scripts.run(script, (self.keys.base,), argv)
         return codec.outcome(raw)

@@ -1,8 +1,8 @@
 -- ack: the user acked its `matched`; the second ack confirms the match. Matchmaker.ack.
--- KEYS[1] partition prefix; ARGV[1…5] see lib.lua
--- ARGV[6] user id, ARGV[7] match id
+-- KEYS[1] partition prefix; ARGV[1…4] see lib.lua
+-- ARGV[5] user id, ARGV[6] match id
 -- Reply: {}
-local uid, mid = ARGV[6], ARGV[7]
+local uid, mid = ARGV[5], ARGV[6]
 return run(function()
   local m = load_match(mid)
   if m == nil or m.phase ~= "proposed" or (uid ~= m.a and uid ~= m.b) then

@@ -1,10 +1,10 @@
 -- attach: a hello continues the user's session (back online) or opens a new one.
 -- Matchmaker.attach.
--- KEYS[1] partition prefix; ARGV[1…5] see lib.lua
--- ARGV[6] user id, ARGV[7] display name, ARGV[8] node id, ARGV[9] session id if it is new
+-- KEYS[1] partition prefix; ARGV[1…4] see lib.lua
+-- ARGV[5] user id, ARGV[6] display name, ARGV[7] node id, ARGV[8] session id if it is new
 -- Reply: {session id, 1 if new else 0, the user's event order after it}; refused with `banned`
 -- while the user is banned
-local uid, name, node, new_session = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local uid, name, node, new_session = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 return run(function()
   refuse_if_banned(uid)
   local u = load_user(uid)

@@ -1,9 +1,9 @@
 -- ban: ban the user until a time or for good, acting at once: out of its queue place, proposal
 -- or call, and its session ended with 4403. Matchmaker.ban.
--- KEYS[1] partition prefix; ARGV[1…5] see lib.lua
--- ARGV[6] user id, ARGV[7] banned until (epoch ms; "0": for good)
+-- KEYS[1] partition prefix; ARGV[1…4] see lib.lua
+-- ARGV[5] user id, ARGV[6] banned until (epoch ms; "0": for good)
 -- Reply: {}
-local uid, until_at = ARGV[6], tonumber(ARGV[7])
+local uid, until_at = ARGV[5], tonumber(ARGV[6])
 return run(function()
   redis.call("HSET", key("bans"), uid, int(until_at))
   if until_at == 0 then

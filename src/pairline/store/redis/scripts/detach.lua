@@ -1,8 +1,8 @@
 -- detach: the session's connection dropped; its resume window starts. Matchmaker.detach.
--- KEYS[1] partition prefix; ARGV[1…5] see lib.lua
--- ARGV[6] user id, ARGV[7] session id
+-- KEYS[1] partition prefix; ARGV[1…4] see lib.lua
+-- ARGV[5] user id, ARGV[6] session id
 -- Reply: {}
-local uid, session = ARGV[6], ARGV[7]
+local uid, session = ARGV[5], ARGV[6]
 return run(function()
   local u = load_user(uid)
   if u ~= nil and u.session == session then

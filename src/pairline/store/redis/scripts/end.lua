@@ -1,9 +1,9 @@
 -- end: `end`, `block` and `report` end the call; the user goes idle, the partner is
 -- re-queued; `block` then blocks the partner for good. Matchmaker.end.
--- KEYS[1] partition prefix; ARGV[1…5] see lib.lua
--- ARGV[6] user id, ARGV[7] match id, ARGV[8] "1" to block
+-- KEYS[1] partition prefix; ARGV[1…4] see lib.lua
+-- ARGV[5] user id, ARGV[6] match id, ARGV[7] "1" to block
 -- Reply: {the user's event order, {}}
-local uid, mid, block = ARGV[6], ARGV[7], ARGV[8] == "1"
+local uid, mid, block = ARGV[5], ARGV[6], ARGV[7] == "1"
 return run(function()
   local u = user_or_refuse(uid)
   local m = call_for(u, mid, block and "block" or "end")

@@ -1,8 +1,8 @@
--- expire: complete the deadlines due at `now`, earliest first, at most ARGV[6] of them (the
+-- expire: complete the deadlines due at `now`, earliest first, at most ARGV[5] of them (the
 -- rest are left for the next call; next_deadline reports them). Each is claimed (ZREM) in here,
 -- so nodes expiring at once complete each exactly once. Matchmaker.expire.
--- KEYS[1] partition prefix; ARGV[1…5] see lib.lua
--- ARGV[6] batch size
+-- KEYS[1] partition prefix; ARGV[1…4] see lib.lua
+-- ARGV[5] batch size
 -- Reply: {}
 
 local function health_check_failed(mid)  -- Matchmaker._health_check_failed
@@ -52,7 +52,7 @@ local function media_check_failed(mid)  -- Matchmaker._media_check_failed
   drop_stale(load_user(m.probing[1][1]), "disconnected")
 end
 
-local batch = tonumber(ARGV[6])
+local batch = tonumber(ARGV[5])
 return run(function()
   for _ = 1, batch do
     local kind, k = pop_due()

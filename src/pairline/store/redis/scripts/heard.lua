@@ -1,7 +1,7 @@
 -- heard: the users sent something; each is alive, and may answer a pending health check.
 -- Matchmaker.heard, for each user in turn (one node's pongs and probe answers, batched).
--- KEYS[1] partition prefix; ARGV[1…5] see lib.lua
--- ARGV[6…] user ids
+-- KEYS[1] partition prefix; ARGV[1…4] see lib.lua
+-- ARGV[5…] user ids
 -- Reply: {}
 local function heard(uid)
   local u = load_user(uid)
@@ -31,7 +31,7 @@ local function heard(uid)
 end
 
 return run(function()
-  for i = 6, #ARGV do
+  for i = 5, #ARGV do
     heard(ARGV[i])
   end
   return done()

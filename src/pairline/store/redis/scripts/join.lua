@@ -1,9 +1,9 @@
 -- join: idle → queued, paired at once with the longest-waiting compatible user if any.
 -- Matchmaker.join.
--- KEYS[1] partition prefix; ARGV[1…5] see lib.lua
--- ARGV[6] user id, ARGV[7] interests (JSON list, sorted; "[]" for none), ARGV[8] lang ("": none)
+-- KEYS[1] partition prefix; ARGV[1…4] see lib.lua
+-- ARGV[5] user id, ARGV[6] interests (JSON list, sorted; "[]" for none), ARGV[7] lang ("": none)
 -- Reply: {the user's event order, queue_reply {-1, position, eta_ms, false}}
-local uid, interests, lang = ARGV[6], ARGV[7], ARGV[8]
+local uid, interests, lang = ARGV[5], ARGV[6], ARGV[7]
 return run(function()
   local u = user_or_refuse(uid)
   refuse_if_banned(uid)

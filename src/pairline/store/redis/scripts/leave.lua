@@ -1,8 +1,8 @@
 -- leave: queued → idle, or cancel the user's proposal. Matchmaker.leave.
--- KEYS[1] partition prefix; ARGV[1…5] see lib.lua
--- ARGV[6] user id
+-- KEYS[1] partition prefix; ARGV[1…4] see lib.lua
+-- ARGV[5] user id
 -- Reply: {the user's event order, {}}
-local uid = ARGV[6]
+local uid = ARGV[5]
 return run(function()
   local u = user_or_refuse(uid)
   if u.status == "queued" then

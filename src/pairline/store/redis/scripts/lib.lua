@@ -8,9 +8,8 @@
 --   ARGV[1]  the rules (pairline.core.rules.Rules) as JSON
 --   ARGV[2]  now, epoch ms (never Redis TIME: the caller's clock decides)
 --   ARGV[3]  seed of new match ids: "" → "m_<n>", else "m_<n>_<8 hex of sha1(seed:n)>"
---   ARGV[4]  the nodes' hand-off channel prefix ("<prefix>:node:"; "" when none listen)
---   ARGV[5]  the calling node's id
---   ARGV[6…] the script's own
+--   ARGV[4]  the calling node's id ("": no node listens for hand-offs; the store used alone)
+--   ARGV[5…] the script's own
 --
 -- Every script returns {"ok", reply, effects} or, refusing having written nothing,
 -- {"err", code, message, retry_after_ms or false}. codec.py turns both into Python.
@@ -21,7 +20,7 @@ local P = KEYS[1]
 local RULES = cjson.decode(ARGV[1])
 local NOW = tonumber(ARGV[2])
 local ID_SEED = ARGV[3]
-local HANDOFF, CALLER = ARGV[4], ARGV[5]
+local CALLER = ARGV[4]
 local TICKS_PER_MS = 1000
 local STALE_CLOSE = 4408  -- CloseCode.STALE
 local REPLACED_CLOSE = 4409  -- CloseCode.REPLACED
@@ -68,11 +67,12 @@ local CHANGED_SKIPS, CHANGED_ORDER = {}, {}
 -- The hand-off: what a transition has for users connected to other nodes is published to
 -- those nodes' channels by the transition itself, atomically with its writes, so that a node
 -- that dies right after a transition cannot leave them untold (cluster/bus.py). The caller
--- carries out everything else, its own users' messages included.
+-- carries out everything else, its own users' messages included. The channels are sharded and
+-- in the partition's slot, where Redis Cluster lets a script publish.
 local HANDED, HANDED_NODES = {}, {}  -- node → items, in effect order; nodes in first-use order
 
 local function hand_off(node, item)
-  if HANDOFF == "" or type(node) ~= "string" or node == "" or node == CALLER then
+  if CALLER == "" or type(node) ~= "string" or node == "" or node == CALLER then
     return
   end
   local items = HANDED[node]
@@ -98,7 +98,7 @@ local function hand_off_effects()
     end
   end
   for _, node in ipairs(HANDED_NODES) do  -- msgpack keeps every number exact (codec.py)
-    redis.call("PUBLISH", HANDOFF .. node, cmsgpack.pack(HANDED[node]))
+    redis.call("SPUBLISH", key("handoff", node), cmsgpack.pack(HANDED[node]))
   end
 end
 

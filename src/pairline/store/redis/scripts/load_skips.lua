@@ -1,12 +1,12 @@
 -- load_skips: skip records from the durable records, for users that have none here (the one
 -- held here is as new or newer). Matchmaker.load_skip_penalties, one batch.
--- KEYS[1] partition prefix; ARGV[1…5] see lib.lua
--- ARGV[6…] user id, skip times (comma-separated, oldest first; "" for none), level,
+-- KEYS[1] partition prefix; ARGV[1…4] see lib.lua
+-- ARGV[5…] user id, skip times (comma-separated, oldest first; "" for none), level,
 -- cooldown_until: four per user
 -- Reply: {how many records were added}
 return run(function()
   local added = 0
-  for i = 6, #ARGV, 4 do
+  for i = 5, #ARGV, 4 do
     local uid = ARGV[i]
     if load_skips(uid) == nil then
       local times = {}

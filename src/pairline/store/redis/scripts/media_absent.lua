@@ -2,12 +2,12 @@
 -- alone, or the room was closed empty): the call ends, both re-queued, the one who waited in the
 -- room first; a missing user whose connection is away ends as at the end of its resume window.
 -- Nothing if the call is over or both are present. Matchmaker.media_absent.
--- KEYS[1] partition prefix; ARGV[1…5] see lib.lua
--- ARGV[6] match id, ARGV[7..] the user ids present in the room
+-- KEYS[1] partition prefix; ARGV[1…4] see lib.lua
+-- ARGV[5] match id, ARGV[6..] the user ids present in the room
 -- Reply: {}
-local mid = ARGV[6]
+local mid = ARGV[5]
 local present = {}
-for i = 7, #ARGV do
+for i = 6, #ARGV do
   present[ARGV[i]] = true
 end
 return run(function()

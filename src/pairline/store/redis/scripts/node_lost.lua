@@ -1,9 +1,9 @@
 -- node_lost: a node died; detach every user still online through it, as if each connection
--- dropped (in the core's user order), at most ARGV[7] of them per call. Matchmaker.node_lost.
--- KEYS[1] partition prefix; ARGV[1…5] see lib.lua
--- ARGV[6] node id, ARGV[7] batch size
+-- dropped (in the core's user order), at most ARGV[6] of them per call. Matchmaker.node_lost.
+-- KEYS[1] partition prefix; ARGV[1…4] see lib.lua
+-- ARGV[5] node id, ARGV[6] batch size
 -- Reply: {how many of its users are still online: call again while > 0}
-local node, batch = ARGV[6], tonumber(ARGV[7])
+local node, batch = ARGV[5], tonumber(ARGV[6])
 return run(function()
   local online = {}
   for _, uid in ipairs(redis.call("SMEMBERS", key("node", node))) do

@@ -1,11 +1,11 @@
 -- queue_status: (position, eta_ms, event order) of those of these users who are queued.
 -- Matchmaker.queue_status. Reads only.
--- KEYS[1] partition prefix; ARGV[1…5] see lib.lua
--- ARGV[6…] user ids
+-- KEYS[1] partition prefix; ARGV[1…4] see lib.lua
+-- ARGV[5…] user ids
 -- Reply: {user id, position, eta_ms, event order, user id, …}
 return run(function()
   local out = {}
-  for i = 6, #ARGV do
+  for i = 5, #ARGV do
     if redis.call("ZSCORE", key("queue"), ARGV[i]) then
       local p, e = position(ARGV[i])
       out[#out + 1] = ARGV[i]

@@ -1,10 +1,10 @@
 -- relay: `chat` or `signal` may pass to the partner only within the call; the caller builds
 -- the message (signal data stays as the client sent it). Matchmaker.relay.
--- KEYS[1] partition prefix; ARGV[1…5] see lib.lua
--- ARGV[6] user id, ARGV[7] match id, ARGV[8] message type, ARGV[9] the message (JSON), which
+-- KEYS[1] partition prefix; ARGV[1…4] see lib.lua
+-- ARGV[5] user id, ARGV[6] match id, ARGV[7] message type, ARGV[8] the message (JSON), which
 -- is handed to the partner's node if that is another (see lib.lua's hand-off)
 -- Reply: {partner id, partner's node id, the message's event order for the partner}
-local uid, mid, kind, message = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local uid, mid, kind, message = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 return run(function()
   local u = user_or_refuse(uid)
   local m = current_call(u, mid, kind)

@@ -1,8 +1,8 @@
 -- renew_session: give the user's session a new id (a client too far behind to replay).
--- KEYS[1] partition prefix; ARGV[1…5] see lib.lua
--- ARGV[6] user id, ARGV[7] the new session id
+-- KEYS[1] partition prefix; ARGV[1…4] see lib.lua
+-- ARGV[5] user id, ARGV[6] the new session id
 -- Reply: {}
-local uid, session = ARGV[6], ARGV[7]
+local uid, session = ARGV[5], ARGV[6]
 return run(function()
   local u = load_user(uid)
   if u ~= nil then

@@ -1,9 +1,9 @@
 -- skip: end the call; both re-queued, the partner first (the skipper unless its cool-down
 -- starts). Matchmaker.skip.
--- KEYS[1] partition prefix; ARGV[1…5] see lib.lua
--- ARGV[6] user id, ARGV[7] match id
+-- KEYS[1] partition prefix; ARGV[1…4] see lib.lua
+-- ARGV[5] user id, ARGV[6] match id
 -- Reply: {the user's event order, queue_reply {requeued, position, eta_ms, cooldown_ms}}
-local uid, mid = ARGV[6], ARGV[7]
+local uid, mid = ARGV[5], ARGV[6]
 return run(function()
   local u = user_or_refuse(uid)
   local m = call_for(u, mid, "skip")

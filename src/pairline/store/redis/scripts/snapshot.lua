@@ -1,10 +1,10 @@
 -- snapshot: the user's full state (protocol.md §4), without media. Matchmaker.snapshot.
 -- Reads only.
--- KEYS[1] partition prefix; ARGV[1…5] see lib.lua
--- ARGV[6] user id
+-- KEYS[1] partition prefix; ARGV[1…4] see lib.lua
+-- ARGV[5] user id
 -- Reply: {status, position, eta_ms, match, cooldown_ms, match users}, where match is
 -- {match id, partner id, partner name, common interests} and match users {a, b} (or false)
-local uid = ARGV[6]
+local uid = ARGV[5]
 return run(function()
   local cooling = cooling_ms(uid)
   if cooling == 0 then

@@ -1,12 +1,12 @@
 -- sweep_stale: users whose open connection missed its pings leave queue and call, and are
 -- closed; then forget what no longer matters (rematch pairs, blank skip records, pairings
--- older than the ETA window, bans that are over). At most ARGV[6] users per call, the longest
+-- older than the ETA window, bans that are over). At most ARGV[5] users per call, the longest
 -- unheard first.
 -- Matchmaker.sweep_stale.
--- KEYS[1] partition prefix; ARGV[1…5] see lib.lua
--- ARGV[6] batch size
+-- KEYS[1] partition prefix; ARGV[1…4] see lib.lua
+-- ARGV[5] batch size
 -- Reply: {}
-local batch = tonumber(ARGV[6])
+local batch = tonumber(ARGV[5])
 return run(function()
   local cutoff = NOW - RULES.stale_after_ms
   local ids = redis.call("ZRANGEBYSCORE", key("online"), "-inf", "(" .. int(cutoff), "LIMIT", 0,
