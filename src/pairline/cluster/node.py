@@ -62,7 +62,8 @@ class ClusterNode:
 
     def _handed_off(self, payload: bytes) -> None:
         assert self._on_handed_off is not None
-        self._on_handed_off(codec.handed_off(payload))
+        _, effects = codec.handed_off(payload)  # (a failure is logged by the bus)
+        self._on_handed_off(effects)
 
     async def _node_lost(self, node_id: str) -> None:
         assert self._on_node_lost is not None

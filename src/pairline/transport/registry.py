@@ -86,8 +86,9 @@ class SessionRegistry:
             session.push(message)
 
     def _gap_expired(self, session: Session) -> None:
-        """An event never came (its node died, or its publish failed): make the client resume,
-        so that its welcome's state covers what it missed, rather than see events out of order."""
+        """An event never came (handed off while this node's listener was reconnecting, say):
+        make the client resume, so that its welcome's state covers what it missed, rather than
+        see events out of order."""
         session.gap_handle = None
         log.warning("event_gap", user_id=session.user_id, order=session.order)
         session.abandon_gap()

@@ -70,20 +70,22 @@ def effect(raw: list[Any]) -> fx.Effect:
     return _EFFECTS[tag](*fields)
 
 
-def handed_off(payload: bytes) -> Effects:
-    """A hand-off (lib.lua): the effects another node's transition had for this node's users.
+def handed_off(payload: bytes) -> tuple[str, Effects]:
+    """A hand-off (lib.lua): the node whose transition it was, and the effects that transition
+    had for this node's users.
 
     It comes as msgpack rather than as a script reply, so its values are made what Redis
     makes of a reply's first (false → None, true → 1, a number → an integer) before they are
     read as the script's effects are."""
+    origin, items = _as_reply(msgspec.msgpack.decode(payload))
     effects: Effects = []
-    for raw in _as_reply(msgspec.msgpack.decode(payload)):
+    for raw in items:
         if raw[0] == "relay":  # a chat or signal: the message as its sender's node built it
             _, user_id, node_id, order, message = raw
             effects.append(fx.Send(user_id, node_id, msgspec.json.decode(message), order))
         else:
             effects.append(effect(raw))
-    return effects
+    return origin, effects
 
 
 def _as_reply(value: Any) -> Any:

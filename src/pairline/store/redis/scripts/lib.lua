@@ -98,7 +98,7 @@ local function hand_off_effects()
     end
   end
   for _, node in ipairs(HANDED_NODES) do  -- msgpack keeps every number exact (codec.py)
-    redis.call("SPUBLISH", key("handoff", node), cmsgpack.pack(HANDED[node]))
+    redis.call("SPUBLISH", key("handoff", node), cmsgpack.pack({CALLER, HANDED[node]}))
   end
 end
 
