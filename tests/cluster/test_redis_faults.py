@@ -43,3 +43,6 @@ async def test_an_outage_fails_commands_cleanly_and_a_wiped_redis_is_rebuilt(
             await ann.join()
             await bob.join()
             await confirmed_pair(ann, bob)
+            # Each node lost its listener and found Redis's data lost: two reasons, one
+            # reconnect (a second could catch a command on a session that no longer knows it).
+            assert [len(client.welcomes) for client in (ann, bob)] == [2, 2]

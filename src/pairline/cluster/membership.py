@@ -50,6 +50,9 @@ class NodeMembership:
         self._epoch: bytes | None = None
         self._last_beat = 0
         self._task: asyncio.Task[None] | None = None
+        # One beat at a time: the bus beats out of turn when its listener is back (see node.py),
+        # and two beats seeing one lost epoch would make every client reconnect twice.
+        self._beating = asyncio.Lock()
 
     async def start(self) -> None:
         self._epoch = await self._current_epoch()
@@ -73,8 +76,13 @@ class NodeMembership:
             except (RedisError, OSError) as exc:
                 log.warning("membership_beat_failed", node=self.node_id, error=str(exc))
 
-    async def beat(self) -> None:
-        """Refresh this node, check the epoch, and take over from dead nodes."""
+    async def beat(self) -> bool:
+        """Refresh this node, check the epoch, and take over from dead nodes. True if this
+        node's clients were made to reconnect."""
+        async with self._beating:
+            return await self._beat()
+
+    async def _beat(self) -> bool:
         now = max(self._clock(), self._last_beat + 1)  # a new score: CH counts it
         self._last_beat = now
         lost = False
@@ -99,6 +107,7 @@ class NodeMembership:
             if node != self.node_id and await self.client.zrem(self.nodes_key, node) == 1:
                 log.warning("node_lost", node=node, taken_over_by=self.node_id)
                 await self._on_node_lost(node)
+        return lost
 
     async def _current_epoch(self) -> bytes:
         """The epoch in Redis, creating it if missing (a fresh or wiped Redis)."""

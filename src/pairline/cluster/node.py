@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from pairline.cluster.bus import NodeBus
 from pairline.cluster.delivery import ClusterDelivery
@@ -37,7 +38,7 @@ class ClusterNode:
             channel=PartitionKeys(prefix).handoff(node_id),
             node_id=node_id,
             on_message=self._handed_off,
-            on_gap=self._resync,
+            on_gap=self._listener_back,
         )
         self.membership = NodeMembership(
             client,
@@ -68,6 +69,18 @@ class ClusterNode:
     async def _node_lost(self, node_id: str) -> None:
         assert self._on_node_lost is not None
         await self._on_node_lost(node_id)
+
+    async def _listener_back(self) -> None:
+        """Hand-offs published while the listener was away are lost: clients reconnect. If Redis
+        itself lost its data meanwhile (a restart), the beat sees that too and makes them
+        reconnect; asked first, it does so once for both (a second reconnect can catch a client
+        mid-command, on a session that no longer knows the command's id)."""
+        try:
+            if await self.membership.beat():
+                return
+        except (RedisError, OSError):
+            pass  # the resync below covers the loss either way
+        await self._resync()
 
     async def _resync(self) -> None:
         assert self._on_resync is not None
