@@ -26,7 +26,7 @@ async def test_two_strangers_see_each_other_chat_and_toggle_their_media(web: Web
     started = time.monotonic()
     await bob.press("start")
     for user in (ann, bob):
-        await user.sees_partner_video(timeout=5_000)
+        await user.sees_partner_video(timeout=10_000)
     elapsed = time.monotonic() - started
     in_page = await bob.js("window.pairline.timings.videoAt - window.pairline.timings.startedAt")
     timing = (
@@ -35,7 +35,11 @@ async def test_two_strangers_see_each_other_chat_and_toggle_their_media(web: Web
     )
     print("\n" + timing, end="")
     (web.shots / "match-time.txt").write_text(timing)  # beside the screenshots, for the record
-    assert elapsed < 5
+    # Within 5 s as the page itself measured it (Start to the partner's picture). The test's
+    # own clock adds Playwright's round trips to two pages, slow when four test workers share
+    # two cores (5.09 s once, here): a generous bound only.
+    assert in_page < 5000
+    assert elapsed < 10
     assert await ann.match_id() == await bob.match_id() is not None
     await web.shot(ann, "in-call")
 
