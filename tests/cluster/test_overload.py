@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pairline.client import Client, CommandError
+from pairline.store.redis.gate import MAX_TURN_S, MIN_TURN_S
 from tests.cluster.conftest import NodesFactory
 from tests.e2e.test_matching import confirmed_pair
 from tests.e2e.test_metrics import scrape
@@ -27,7 +28,7 @@ async def test_an_overloaded_node_sheds_joins_with_a_spread_retry_and_changes_no
             assert refused.value.code == "rate_limited"
             assert refused.value.retry_after_ms is not None
             waits.append(refused.value.retry_after_ms)
-        assert all(250 <= ms <= 30_000 for ms in waits)  # a turn: at least a quarter second
+        assert all(MIN_TURN_S * 1000 <= ms <= MAX_TURN_S * 1000 for ms in waits)  # a turn
         assert ann.state["status"] == "idle"
         # Ann is not in the one queue of the cluster: Bob is first, and nobody is there for him.
         assert (await bob.join())["position"] == 1

@@ -78,14 +78,7 @@ def handed_off(payload: bytes) -> tuple[str, Effects]:
     makes of a reply's first (false → None, true → 1, a number → an integer) before they are
     read as the script's effects are."""
     origin, items = _as_reply(msgspec.msgpack.decode(payload))
-    effects: Effects = []
-    for raw in items:
-        if raw[0] == "relay":  # a chat or signal: the message as its sender's node built it
-            _, user_id, node_id, order, message = raw
-            effects.append(fx.Send(user_id, node_id, msgspec.json.decode(message), order))
-        else:
-            effects.append(effect(raw))
-    return origin, effects
+    return origin, [effect(raw) for raw in items]
 
 
 def _as_reply(value: Any) -> Any:
@@ -211,6 +204,11 @@ def _send(user_id: str, node_id: str, order: int, kind: str, *fields: Any) -> fx
     return fx.Send(user_id, node_id, _MESSAGES[kind](*fields), order)
 
 
+def _relay(user_id: str, node_id: str, order: int, message: str) -> fx.Send:
+    """A chat or signal handed off (relay.lua): the message as its sender's node built it."""
+    return fx.Send(user_id, node_id, msgspec.json.decode(message), order)
+
+
 def _end_session(user_id: str, node_id: str, session_id: str, code: int | None) -> fx.EndSession:
     return fx.EndSession(user_id, node_id, session_id, None if code is None else CloseCode(code))
 
@@ -247,6 +245,7 @@ def _skip_penalty(
 
 _EFFECTS: dict[str, Callable[..., fx.Effect]] = {
     "send": _send,
+    "relay": _relay,
     "probe": fx.Probe,
     "end_session": _end_session,
     "confirmed": _confirmed,
